@@ -1,0 +1,128 @@
+"""Import papers from a source into the store, in batches, each batch one transaction.
+
+A kill at any point loses at most the batch in flight, and a re-run converges to the same store
+because upserts are idempotent. Bulk files are parsed in a second process while this one writes, so
+the two halves of an import (JSON parsing, SQLite writes) use both cores.
+"""
+
+from __future__ import annotations
+
+import gzip
+import multiprocessing as mp
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from papertide.models import IngestReport, Paper, RecordError
+from papertide.sources.bulk import read_jsonl
+from papertide.store.base import Store, chunked
+
+Progress = Callable[[int, int], None]  # (done, total) in the unit the caller was told (bytes or records)
+
+BATCH = 5000
+_PARALLEL_MIN_BYTES = 4 << 20  # below this a second process costs more than it saves
+
+
+def ingest_items(
+    store: Store, items: Iterable[Paper | RecordError], source: str, batch: int = BATCH,
+    on_batch: Callable[[int], None] | None = None,
+) -> IngestReport:
+    """Write papers to the store in batches; RecordErrors are collected in the report."""
+    report = IngestReport(source=source)
+    for chunk in chunked(items, batch):
+        papers = [x for x in chunk if isinstance(x, Paper)]
+        report.errors.extend(x for x in chunk if isinstance(x, RecordError))
+        report.read += len(papers)
+        res = store.upsert_papers(papers)
+        report.inserted += res.inserted
+        report.updated += res.updated
+        report.unchanged += res.unchanged
+        if on_batch:
+            on_batch(len(chunk))
+    return report
+
+
+def ingest_files(
+    store: Store, paths: list[Path], source: str | None = None, batch: int = BATCH,
+    progress: Progress | None = None, parallel: bool | None = None,
+) -> IngestReport:
+    """Import bulk JSON-lines files (plain or gzip'd) in order.
+
+    `progress(done_bytes, total_bytes)` is called after each batch. With `parallel`, one helper
+    process parses while this one writes.
+    """
+    sizes = [p.stat().st_size for p in paths]
+    total = sum(sizes)
+    if parallel is None:
+        parallel = total >= _PARALLEL_MIN_BYTES and (os.cpu_count() or 1) > 1
+    report = IngestReport(source=source or ", ".join(p.name for p in paths[:3]) + (" ..." if len(paths) > 3 else ""))
+    chunks = _chunks_in_process(paths, source, batch) if parallel else _all_chunks(paths, source, batch)
+    for items, pos in chunks:
+        part = ingest_items(store, items, report.source, batch=len(items) or 1)
+        report.read += part.read
+        report.inserted += part.inserted
+        report.updated += part.updated
+        report.unchanged += part.unchanged
+        report.errors.extend(part.errors)
+        if progress:
+            progress(pos, total)
+    return report
+
+
+def _all_chunks(paths: list[Path], source: str | None, batch: int):
+    offset = 0
+    for path in paths:
+        for chunk, pos in _parsed_chunks(path, source, batch):
+            yield chunk, offset + pos
+        offset += path.stat().st_size
+
+
+def _parsed_chunks(path: Path, source: str | None, batch: int):
+    """(chunk of parsed records, estimated bytes of the file consumed so far)."""
+    size = path.stat().st_size
+    estimate = _estimate_records(path, size)
+    done = 0
+    for chunk in chunked(read_jsonl(path, source), batch):
+        done += len(chunk)
+        yield chunk, min(size, int(size * done / max(estimate, done)))
+    yield [], size
+
+
+def _chunks_in_process(paths: list[Path], source: str | None, batch: int):
+    ctx = mp.get_context("spawn")  # fork is unsafe once torch/tantivy threads exist in this process
+    queue = ctx.Queue(maxsize=4)  # bounded: memory stays flat however large the file
+    proc = ctx.Process(target=_reader, args=([str(p) for p in paths], source, batch, queue), daemon=True)
+    proc.start()
+    try:
+        while True:
+            msg = queue.get()
+            if msg is None:
+                break
+            if isinstance(msg, BaseException):
+                raise msg
+            yield msg
+    finally:
+        if proc.is_alive():
+            proc.terminate()
+        proc.join()
+
+
+def _reader(paths: list[str], source: str | None, batch: int, queue) -> None:
+    try:
+        for msg in _all_chunks([Path(p) for p in paths], source, batch):
+            queue.put(msg)
+        queue.put(None)
+    except BaseException as e:  # surfaced in the parent, which owns the error reporting
+        queue.put(e)
+        queue.put(None)
+
+
+def _estimate_records(p: Path, size: int) -> int:
+    """Rough record count of a file from its first MiB, for a progress bar's total."""
+    with open(p, "rb") as probe:
+        gz = probe.read(2) == b"\x1f\x8b"
+    with (gzip.open(p, "rb") if gz else open(p, "rb")) as f:
+        head = f.read(1 << 20)
+        consumed = f.fileobj.tell() if gz else len(head)  # type: ignore[union-attr]
+    lines = max(1, head.count(b"\n"))
+    return max(1, int(lines * size / max(1, consumed)))

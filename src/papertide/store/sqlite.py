@@ -1,0 +1,396 @@
+"""SQLite backend of the store: WAL mode, numbered migrations, batched idempotent upserts."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from datetime import date
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from papertide.models import Paper, Version
+from papertide.store.base import (
+    DocMeta,
+    StoreError,
+    StoreStats,
+    TextRow,
+    UpsertResult,
+    content_hash,
+    text_hash,
+)
+
+_PAPER_COLS = (
+    "arxiv_id, version, title, abstract, authors, categories, primary_category, submitted, updated, listed, "
+    "comments, journal_ref, doi, submitter, license, code_urls, has_code, source, hf_upvotes, featured_on, "
+    "content_hash, text_hash, seq"
+)
+_N_COLS = _PAPER_COLS.count(",") + 1
+
+
+def migrations() -> list[tuple[int, str]]:
+    """The numbered SQL migrations shipped with the package, in order."""
+    out = []
+    for entry in resources.files("papertide.store.migrations").iterdir():
+        name = entry.name
+        if name.endswith(".sql") and name[:4].isdigit():
+            out.append((int(name[:4]), entry.read_text(encoding="utf-8")))
+    return sorted(out)
+
+
+class SqliteStore:
+    """The embedded default store. One connection, serialised by a lock; safe to share across threads."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        except sqlite3.Error as e:  # e.g. a directory where the file should be
+            raise StoreError(f"cannot open database {path}: {e}") from e
+        self._lock = threading.RLock()
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")  # durable at checkpoints; WAL keeps it consistent
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.execute("PRAGMA busy_timeout=30000")
+        self._db.execute("PRAGMA cache_size=-65536")
+        self._migrate()
+
+    # -- schema -------------------------------------------------------------------------------------
+    def _migrate(self) -> None:
+        with self._lock:
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT)"
+            )
+            done = {r[0] for r in self._db.execute("SELECT version FROM schema_migrations")}
+            known = migrations()
+            newest = max((v for v, _ in known), default=0)
+            if done and max(done) > newest:
+                raise StoreError(
+                    f"database {self.path} has schema v{max(done)}, newer than this papertide (v{newest}); "
+                    "upgrade papertide"
+                )
+            for version, sql in known:
+                if version in done:
+                    continue
+                # executescript commits first; wrap the migration and its record in one transaction.
+                self._db.executescript(
+                    "BEGIN;\n" + sql + f"\nINSERT INTO schema_migrations VALUES ({version}, datetime('now'));\nCOMMIT;"
+                )
+
+    def schema_version(self) -> int:
+        row = self._db.execute("SELECT max(version) FROM schema_migrations").fetchone()
+        return int(row[0] or 0)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # -- papers -------------------------------------------------------------------------------------
+    def upsert_papers(self, papers: Sequence[Paper]) -> UpsertResult:
+        """Insert new papers, update ones that changed, leave identical ones alone - in one transaction.
+
+        A record of an older version than the stored one only adds to the version history. Records
+        from Hugging Face daily papers carry partial metadata: for a paper already known they only
+        update the community signals.
+        """
+        res = UpsertResult()
+        if not papers:
+            return res
+        # The last record for an id wins within one batch (a snapshot can repeat ids).
+        by_id: dict[str, Paper] = {}
+        for p in papers:
+            prev = by_id.get(p.arxiv_id)
+            if prev is None or p.version >= prev.version:
+                by_id[p.arxiv_id] = p
+        res.unchanged += len(papers) - len(by_id)
+        with self._lock, self._tx():
+            existing = self._existing(list(by_id))
+            seq = self._next_seq()
+            inserts, updates, versions, sources, signals = [], [], [], [], []
+            for aid, p in by_id.items():
+                h = content_hash(p)
+                row = existing.get(aid)
+                if row is None:
+                    inserts.append(_paper_row(p, h, seq))
+                    res.inserted += 1
+                    continue
+                doc_id, stored_version, stored_hash, stored_source = row
+                if p.hf_upvotes is not None or p.featured_on is not None:
+                    signals.append((p.hf_upvotes, _iso(p.featured_on), doc_id))
+                sources.append((doc_id, p.source))
+                partial = p.source == "hf-daily" and stored_source != "hf-daily"
+                if partial or p.version < stored_version or h == stored_hash:
+                    res.unchanged += 1
+                    if p.version < stored_version:
+                        versions.extend((doc_id, v.version, v.created, v.size) for v in p.versions)
+                    continue
+                updates.append(_paper_row(p, h, seq)[1:] + (doc_id,))
+                versions.extend((doc_id, v.version, v.created, v.size) for v in p.versions)
+                res.updated += 1
+            db = self._db
+            if inserts:
+                db.executemany(
+                    f"INSERT INTO papers ({_PAPER_COLS}) VALUES ({','.join('?' * _N_COLS)})", inserts
+                )
+                ids = self._existing([r[0] for r in inserts])
+                for p in (by_id[r[0]] for r in inserts):
+                    doc_id = ids[p.arxiv_id][0]
+                    versions.extend((doc_id, v.version, v.created, v.size) for v in p.versions)
+                    sources.append((doc_id, p.source))
+            if updates:
+                sets = ", ".join(f"{c.strip()} = ?" for c in _PAPER_COLS.split(",")[1:])
+                db.executemany(f"UPDATE papers SET {sets} WHERE id = ?", updates)
+            if versions:
+                # A version's date, once known, is kept; a later record may fill a missing one.
+                db.executemany(
+                    "INSERT INTO paper_versions (paper_id, version, created, size) VALUES (?,?,?,?) "
+                    "ON CONFLICT (paper_id, version) DO UPDATE SET "
+                    "created = coalesce(paper_versions.created, excluded.created), "
+                    "size = coalesce(paper_versions.size, excluded.size)",
+                    versions,
+                )
+            if sources:
+                db.executemany("INSERT OR IGNORE INTO paper_sources VALUES (?, ?)", sources)
+            if signals:
+                db.executemany(
+                    "UPDATE papers SET hf_upvotes = coalesce(?, hf_upvotes), "
+                    "featured_on = coalesce(featured_on, ?) WHERE id = ?",
+                    signals,
+                )
+        return res
+
+    def _existing(self, arxiv_ids: list[str]) -> dict[str, tuple[int, int, str, str]]:
+        out: dict[str, tuple[int, int, str, str]] = {}
+        for i in range(0, len(arxiv_ids), 900):
+            chunk = arxiv_ids[i : i + 900]
+            q = (
+                "SELECT arxiv_id, id, version, content_hash, source FROM papers "
+                f"WHERE arxiv_id IN ({','.join('?' * len(chunk))})"
+            )
+            for aid, doc_id, ver, h, src in self._db.execute(q, chunk):
+                out[aid] = (doc_id, ver, h, src)
+        return out
+
+    def _next_seq(self) -> int:
+        row = self._db.execute("SELECT value FROM state WHERE key = 'seq'").fetchone()
+        seq = int(row[0]) + 1 if row else 1
+        self._db.execute("INSERT OR REPLACE INTO state VALUES ('seq', ?)", (str(seq),))
+        return seq
+
+    def max_seq(self) -> int:
+        row = self._db.execute("SELECT value FROM state WHERE key = 'seq'").fetchone()
+        return int(row[0]) if row else 0
+
+    def get_paper(self, arxiv_id: str) -> Paper | None:
+        with self._lock:
+            row = self._db.execute(f"SELECT id, {_PAPER_COLS} FROM papers WHERE arxiv_id = ?", (arxiv_id,)).fetchone()
+            if row is None:
+                return None
+            return self._with_versions({row[0]: _row_paper(row)})[row[0]]
+
+    def get_papers(self, doc_ids: Sequence[int]) -> dict[int, Paper]:
+        out: dict[int, Paper] = {}
+        ids = list(doc_ids)
+        with self._lock:
+            for i in range(0, len(ids), 900):
+                chunk = ids[i : i + 900]
+                q = f"SELECT id, {_PAPER_COLS} FROM papers WHERE id IN ({','.join('?' * len(chunk))})"
+                for row in self._db.execute(q, chunk):
+                    out[row[0]] = _row_paper(row)
+            return self._with_versions(out)
+
+    def _with_versions(self, papers: dict[int, Paper]) -> dict[int, Paper]:
+        ids = list(papers)
+        for i in range(0, len(ids), 900):
+            chunk = ids[i : i + 900]
+            q = (
+                "SELECT paper_id, version, created, size FROM paper_versions "
+                f"WHERE paper_id IN ({','.join('?' * len(chunk))}) ORDER BY paper_id, version"
+            )
+            for pid, v, created, size in self._db.execute(q, chunk):
+                papers[pid].versions.append(Version(v, created, size))
+        return papers
+
+    def doc_ids_for(self, arxiv_ids: Sequence[str]) -> dict[str, int]:
+        with self._lock:
+            return {aid: r[0] for aid, r in self._existing(list(arxiv_ids)).items()}
+
+    def arxiv_ids_for(self, doc_ids: Sequence[int]) -> dict[int, str]:
+        out: dict[int, str] = {}
+        ids = list(doc_ids)
+        with self._lock:
+            for i in range(0, len(ids), 900):
+                chunk = ids[i : i + 900]
+                q = f"SELECT id, arxiv_id FROM papers WHERE id IN ({','.join('?' * len(chunk))})"
+                out.update(self._db.execute(q, chunk).fetchall())
+        return out
+
+    def count_papers(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT count(*) FROM papers").fetchone()[0])
+
+    def iter_changed(self, since_seq: int, batch: int = 5000) -> Iterator[list[tuple[DocMeta, Paper]]]:
+        """Papers changed after `since_seq`, in (seq, id) order, in batches."""
+        last = (since_seq, 0)
+        while True:
+            with self._lock:
+                rows = self._db.execute(
+                    f"SELECT id, {_PAPER_COLS} FROM papers WHERE (seq, id) > (?, ?) ORDER BY seq, id LIMIT ?",
+                    (*last, batch),
+                ).fetchall()
+            if not rows:
+                return
+            out = []
+            for row in rows:
+                p = _row_paper(row)
+                out.append((_meta(row[0], row[-1], p.listed or p.submitted, p.categories, p.has_code), p))
+            last = (rows[-1][-1], rows[-1][0])
+            yield out
+
+    def iter_doc_meta(self, since_seq: int, batch: int = 20000) -> Iterator[list[DocMeta]]:
+        last = (since_seq, 0)
+        while True:
+            with self._lock:
+                rows = self._db.execute(
+                    "SELECT id, seq, coalesce(listed, submitted), categories, has_code FROM papers "
+                    "WHERE (seq, id) > (?, ?) ORDER BY seq, id LIMIT ?",
+                    (*last, batch),
+                ).fetchall()
+            if not rows:
+                return
+            yield [DocMeta(r[0], r[1], r[2], r[3].split(), bool(r[4])) for r in rows]
+            last = (rows[-1][1], rows[-1][0])
+
+    def stats(self) -> StoreStats:
+        with self._lock:
+            db = self._db
+            n, with_code, first, last = db.execute(
+                "SELECT count(*), sum(has_code), min(coalesce(listed, submitted)), "
+                "max(coalesce(listed, submitted)) FROM papers"
+            ).fetchone()
+            embedded = db.execute("SELECT count(*) FROM embeddings").fetchone()[0]
+            cats = db.execute(
+                "SELECT primary_category, count(*) c FROM papers WHERE primary_category IS NOT NULL "
+                "GROUP BY 1 ORDER BY c DESC LIMIT 15"
+            ).fetchall()
+            srcs = db.execute("SELECT source, count(*) c FROM paper_sources GROUP BY 1 ORDER BY c DESC").fetchall()
+        size = 0
+        for suffix in ("", "-wal"):
+            f = Path(str(self.path) + suffix)
+            if f.exists():
+                size += f.stat().st_size
+        return StoreStats(n, int(with_code or 0), embedded, first, last, cats, srcs, self.schema_version(), size)
+
+    # -- embeddings ---------------------------------------------------------------------------------
+    _MISSING = (
+        "FROM papers p LEFT JOIN embeddings e ON e.paper_id = p.id "
+        "WHERE e.paper_id IS NULL OR e.model != ? OR e.text_hash != p.text_hash"
+    )
+
+    def count_missing_embeddings(self, model: str) -> int:
+        with self._lock:
+            return int(self._db.execute(f"SELECT count(*) {self._MISSING}", (model,)).fetchone()[0])
+
+    def missing_embeddings(self, model: str, limit: int) -> list[TextRow]:
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT p.id, p.text_hash, p.title, p.abstract {self._MISSING} ORDER BY p.id LIMIT ?",
+                (model, limit),
+            ).fetchall()
+        return [TextRow(*r) for r in rows]
+
+    def put_embeddings(self, model: str, rows: Sequence[TextRow], vectors: np.ndarray) -> None:
+        vecs = np.ascontiguousarray(vectors, dtype="<f4")
+        with self._lock, self._tx():
+            seq = self._next_seq()
+            self._db.executemany(
+                "INSERT OR REPLACE INTO embeddings (paper_id, model, text_hash, seq, vector) VALUES (?,?,?,?,?)",
+                [(r.doc_id, model, r.text_hash, seq, vecs[i].tobytes()) for i, r in enumerate(rows)],
+            )
+
+    def iter_embeddings(
+        self, model: str, since_seq: int, batch: int = 20000
+    ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """(doc_ids, seqs, vectors) of embeddings written after `since_seq`, in batches."""
+        last = (since_seq, 0)
+        while True:
+            with self._lock:
+                rows = self._db.execute(
+                    "SELECT paper_id, seq, vector FROM embeddings WHERE model = ? AND (seq, paper_id) > (?, ?) "
+                    "ORDER BY seq, paper_id LIMIT ?",
+                    (model, *last, batch),
+                ).fetchall()
+            if not rows:
+                return
+            ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+            seqs = np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows))
+            vecs = np.frombuffer(b"".join(r[2] for r in rows), dtype="<f4").reshape(len(rows), -1)
+            last = (rows[-1][1], rows[-1][0])
+            yield ids, seqs, vecs
+
+    # -- state --------------------------------------------------------------------------------------
+    def get_state(self, key: str) -> str | None:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_state(self, key: str, value: str | None) -> None:
+        with self._lock:
+            if value is None:
+                self._db.execute("DELETE FROM state WHERE key = ?", (key,))
+            else:
+                self._db.execute("INSERT OR REPLACE INTO state VALUES (?, ?)", (key, value))
+
+    # -- helpers ------------------------------------------------------------------------------------
+    def _tx(self):
+        return _Transaction(self._db)
+
+
+class _Transaction:
+    def __init__(self, db: sqlite3.Connection):
+        self.db = db
+
+    def __enter__(self):
+        self.db.execute("BEGIN IMMEDIATE")
+        return self.db
+
+    def __exit__(self, exc_type, exc, tb):
+        self.db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+        return False
+
+
+def _iso(d: date | None) -> str | None:
+    return d.isoformat() if d else None
+
+
+def _paper_row(p: Paper, h: str, seq: int) -> tuple:
+    return (
+        p.arxiv_id, p.version, p.title, p.abstract, json.dumps(p.authors, ensure_ascii=False),
+        " ".join(p.categories), p.primary_category, _iso(p.submitted), _iso(p.updated), _iso(p.listed),
+        p.comments, p.journal_ref, p.doi, p.submitter, p.license,
+        json.dumps(p.code_urls, ensure_ascii=False) if p.code_urls else "[]",
+        int(bool(p.code_urls)), p.source, p.hf_upvotes, _iso(p.featured_on), h, text_hash(p.title, p.abstract), seq,
+    )
+
+
+def _date(s: str | None) -> date | None:
+    return date.fromisoformat(s) if s else None
+
+
+def _row_paper(r: tuple) -> Paper:
+    # r = (id, *_PAPER_COLS)
+    return Paper(
+        arxiv_id=r[1], version=r[2], title=r[3], abstract=r[4], authors=json.loads(r[5]),
+        categories=r[6].split(), submitted=_date(r[8]), updated=_date(r[9]), listed=_date(r[10]),
+        comments=r[11], journal_ref=r[12], doi=r[13], submitter=r[14], license=r[15],
+        code_urls=json.loads(r[16]), source=r[18], hf_upvotes=r[19], featured_on=_date(r[20]),
+    )
+
+
+def _meta(doc_id: int, seq: int, day: date | None, cats: list[str], has_code: bool) -> DocMeta:
+    return DocMeta(doc_id, seq, day.isoformat() if day else None, cats, has_code)
