@@ -149,6 +149,7 @@ class SearchHit:
     score: float
     lexical_rank: int | None = None
     dense_rank: int | None = None
+    doc_id: int = 0  # the store's row id
     paper: Paper | None = None
 
 

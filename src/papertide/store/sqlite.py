@@ -29,6 +29,7 @@ _PAPER_COLS = (
     "content_hash, text_hash, seq"
 )
 _N_COLS = _PAPER_COLS.count(",") + 1
+_AFTER_ALL_IDS = 2**62  # a (seq, id) cursor starting at (s, this) yields exactly the rows with seq > s
 
 
 def migrations() -> list[tuple[int, str]]:
@@ -236,7 +237,7 @@ class SqliteStore:
 
     def iter_changed(self, since_seq: int, batch: int = 5000) -> Iterator[list[tuple[DocMeta, Paper]]]:
         """Papers changed after `since_seq`, in (seq, id) order, in batches."""
-        last = (since_seq, 0)
+        last = (since_seq, _AFTER_ALL_IDS)  # everything with seq > since_seq
         while True:
             with self._lock:
                 rows = self._db.execute(
@@ -253,7 +254,7 @@ class SqliteStore:
             yield out
 
     def iter_doc_meta(self, since_seq: int, batch: int = 20000) -> Iterator[list[DocMeta]]:
-        last = (since_seq, 0)
+        last = (since_seq, _AFTER_ALL_IDS)  # everything with seq > since_seq
         while True:
             with self._lock:
                 rows = self._db.execute(
@@ -317,7 +318,7 @@ class SqliteStore:
         self, model: str, since_seq: int, batch: int = 20000
     ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """(doc_ids, seqs, vectors) of embeddings written after `since_seq`, in batches."""
-        last = (since_seq, 0)
+        last = (since_seq, _AFTER_ALL_IDS)  # everything with seq > since_seq
         while True:
             with self._lock:
                 rows = self._db.execute(

@@ -1,0 +1,455 @@
+"""The `papertide` command: one subcommand per job, exit codes a cron job can act on.
+
+Exit codes: 0 = done; 1 = done, but some records were rejected (each is listed); 2 = could not run
+(bad arguments, unreadable input, unreachable service) - with a one-line reason, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict
+from datetime import date
+from enum import IntEnum
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from papertide.config import Settings
+from papertide.models import IngestReport, InvalidIdError, SearchFilters, parse_arxiv_id
+
+app = typer.Typer(
+    help="papertide: an open paper-discovery engine. Ingest arXiv papers, index them, search them.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+ingest_app = typer.Typer(help="Bring papers into the store from a source.", no_args_is_help=True)
+eval_app = typer.Typer(help="Measure retrieval quality on standard collections.", no_args_is_help=True)
+app.add_typer(ingest_app, name="ingest")
+app.add_typer(eval_app, name="eval")
+
+out = Console()
+err = Console(stderr=True)
+
+
+class Exit(IntEnum):
+    OK = 0
+    REJECTED = 1  # finished, but some input records were bad
+    FAILED = 2  # could not do the job
+
+
+class UserError(Exception):
+    """A problem the user can fix; printed as one line, exit code 2."""
+
+
+def _settings() -> Settings:
+    return Settings()
+
+
+def _store(settings: Settings | None = None):
+    from papertide.store import open_store
+
+    return open_store((settings or _settings()).db_url)
+
+
+def _embedder(settings: Settings):
+    from papertide.index.embedder import Embedder
+
+    return Embedder(precision=settings.embed_precision, batch_size=settings.embed_batch_size)
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        console=err, transient=False,
+    )
+
+
+def _report(rep: IngestReport, max_errors: int = 20) -> int:
+    out.print(
+        f"[green]{rep.source}[/]: read {rep.read:,}, inserted {rep.inserted:,}, updated {rep.updated:,}, "
+        f"unchanged {rep.unchanged:,}, rejected {len(rep.errors):,}"
+    )
+    for e in rep.errors[:max_errors]:
+        err.print(f"[yellow]skipped[/] {escape(str(e))}")
+    if len(rep.errors) > max_errors:
+        err.print(f"[yellow]... and {len(rep.errors) - max_errors:,} more rejected records[/]")
+    return Exit.REJECTED if rep.errors else Exit.OK
+
+
+# -- ingest ----------------------------------------------------------------------------------------
+@ingest_app.command("file")
+def ingest_file_cmd(
+    paths: Annotated[list[Path], typer.Argument(help="JSON-lines files (plain or .gz): the arXiv bulk snapshot or papertide's arxiv-cs set.")],
+    source: Annotated[Optional[str], typer.Option(help="Source name recorded with each paper.")] = None,
+) -> None:
+    """Import bulk metadata files, streaming (bounded memory), with a progress bar."""
+    from papertide.sources.ingest import ingest_files
+
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise UserError(f"no such file: {', '.join(missing)}")
+    store = _store()
+    try:
+        with _progress() as bar:
+            task = bar.add_task("ingest", total=sum(p.stat().st_size for p in paths))
+            rep = ingest_files(store, paths, source, progress=lambda d, t: bar.update(task, completed=d, total=t))
+    finally:
+        store.close()
+    raise typer.Exit(_report(rep))
+
+
+@ingest_app.command("sample")
+def ingest_sample_cmd() -> None:
+    """Import the bundled sample: 2,000 real arXiv cs papers (CC0), for a demo that works offline."""
+    from papertide.sources.ingest import ingest_files
+
+    store = _store()
+    try:
+        with resources.as_file(resources.files("papertide.data") / "sample-arxiv-cs-2k.jsonl.gz") as p:
+            rep = ingest_files(store, [p], "arxiv-cs", parallel=False)
+    finally:
+        store.close()
+    raise typer.Exit(_report(rep))
+
+
+@ingest_app.command("arxiv")
+def ingest_arxiv_cmd(
+    set_spec: Annotated[str, typer.Option("--set", help="OAI-PMH set, e.g. cs, math, physics:astro-ph.")] = "cs",
+    date_from: Annotated[str, typer.Option("--from", help="First day (YYYY-MM-DD) of changes to harvest.")] = "",
+    date_until: Annotated[Optional[str], typer.Option("--until", help="Last day (YYYY-MM-DD), default: today.")] = None,
+    category: Annotated[Optional[list[str]], typer.Option("--category", "-c", help="Keep only papers in these categories.")] = None,
+    prefix: Annotated[str, typer.Option(help="OAI metadata format: arXivRaw, arXiv or oai_dc.")] = "arXivRaw",
+    oai_url: Annotated[Optional[str], typer.Option(help="OAI-PMH endpoint.")] = None,
+) -> None:
+    """Harvest arXiv over OAI-PMH (polite: one request per 3 s, retries, resumable after a crash)."""
+    import httpx
+
+    from papertide.sources.harvest import OAI_URL, Harvester, StoreCheckpoint
+
+    start = _parse_day(date_from, "--from") if date_from else None
+    if start is None:
+        raise UserError("--from YYYY-MM-DD is required")
+    until = _parse_day(date_until, "--until") if date_until else None
+    settings = _settings()
+    store = _store(settings)
+    rep = IngestReport(source="arxiv-oai")
+    cats = set(category or [])
+    try:
+        with httpx.Client() as client, _progress() as bar:
+            task = bar.add_task("harvest", total=None)
+            h = Harvester(client, oai_url=oai_url or OAI_URL, min_interval=settings.harvest_interval,
+                          contact=settings.contact_email or "see https://github.com/papertide")
+
+            def on_page(page) -> None:
+                papers = [p for p in page.papers if not cats or cats.intersection(p.categories)]
+                res = store.upsert_papers(papers)
+                rep.read += len(page.papers)
+                rep.inserted += res.inserted
+                rep.updated += res.updated
+                rep.unchanged += res.unchanged
+                rep.errors.extend(page.errors)
+                bar.update(task, completed=rep.read, total=page.complete_list_size)
+
+            h.harvest_oai(set_spec, start, until, prefix, on_page=on_page, checkpoint=StoreCheckpoint(store))
+    finally:
+        store.close()
+    raise typer.Exit(_report(rep))
+
+
+@ingest_app.command("ids")
+def ingest_ids_cmd(ids: Annotated[list[str], typer.Argument(help="arXiv ids or URLs.")]) -> None:
+    """Fetch papers by arXiv id through the arXiv API."""
+    import httpx
+
+    from papertide.sources.harvest import Harvester
+
+    settings = _settings()
+    store = _store(settings)
+    try:
+        with httpx.Client() as client:
+            res = Harvester(client, min_interval=settings.harvest_interval).fetch_ids(ids)
+        rep = IngestReport(source="arxiv-api", read=len(res.papers), errors=list(res.errors))
+        r = store.upsert_papers(res.papers)
+        rep.inserted, rep.updated, rep.unchanged = r.inserted, r.updated, r.unchanged
+    finally:
+        store.close()
+    for m in res.missing:
+        err.print(f"[yellow]not found on arXiv:[/] {m}")
+    raise typer.Exit(_report(rep) or (Exit.REJECTED if res.missing else Exit.OK))
+
+
+@ingest_app.command("hf")
+def ingest_hf_cmd(
+    day: Annotated[Optional[str], typer.Option("--date", help="Day of the HF daily papers list (YYYY-MM-DD).")] = None,
+    file: Annotated[Optional[Path], typer.Option(help="Read a saved /api/daily_papers JSON response instead of fetching.")] = None,
+) -> None:
+    """Import Hugging Face daily papers (featured papers and their upvotes)."""
+    from papertide.sources.hf import parse_daily_papers
+
+    if file is not None:
+        if not file.is_file():
+            raise UserError(f"no such file: {file}")
+        page = parse_daily_papers(file.read_bytes(), str(file))
+    else:
+        import httpx
+
+        from papertide.sources.harvest import Harvester
+
+        with httpx.Client() as client:
+            page = Harvester(client, min_interval=1.0).fetch_daily_papers(_parse_day(day, "--date") if day else None)
+    store = _store()
+    try:
+        r = store.upsert_papers(page.papers)
+    finally:
+        store.close()
+    rep = IngestReport("hf-daily", len(page.papers), r.inserted, r.updated, r.unchanged, list(page.errors))
+    raise typer.Exit(_report(rep))
+
+
+# -- index -----------------------------------------------------------------------------------------
+@app.command("index")
+def index_cmd() -> None:
+    """Embed new papers and update the lexical and dense indexes (incremental; safe to kill and re-run)."""
+    from papertide.index.build import update_index
+
+    settings = _settings()
+    store = _store(settings)
+    embedder = _embedder(settings)
+    try:
+        with _progress() as bar:
+            tasks: dict[str, int] = {}
+
+            def progress(stage: str, done: int, total: int) -> None:
+                if stage not in tasks:
+                    tasks[stage] = bar.add_task(stage, total=total)
+                bar.update(tasks[stage], completed=done, total=total)
+
+            indexes, rep = update_index(store, settings.index_dir, embedder, progress)
+    finally:
+        store.close()
+    out.print(
+        f"[green]indexed[/]: embedded {rep.embedded:,} papers ({embedder.model_id}); lexical updated {rep.lexical:,}; "
+        f"dense index holds {len(indexes.dense):,} vectors"
+    )
+
+
+# -- search / show / stats -------------------------------------------------------------------------
+@app.command("search")
+def search_cmd(
+    query: Annotated[str, typer.Argument(help="What to look for, in plain words.")],
+    k: Annotated[int, typer.Option("-k", "--limit", min=1, max=1000, help="Number of results.")] = 10,
+    mode: Annotated[str, typer.Option(help="hybrid, lexical or dense.")] = "hybrid",
+    date_from: Annotated[Optional[str], typer.Option("--from", help="Listed on or after (YYYY-MM-DD).")] = None,
+    date_to: Annotated[Optional[str], typer.Option("--to", help="Listed on or before (YYYY-MM-DD).")] = None,
+    category: Annotated[Optional[list[str]], typer.Option("--category", "-c", help="Any of these categories (repeatable).")] = None,
+    has_code: Annotated[Optional[bool], typer.Option("--has-code/--no-code", help="Only papers with (or without) a code link.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Search the indexed papers (BM25 + MiniLM dense, fused)."""
+    from papertide.rank.search import Mode
+
+    try:
+        m = Mode(mode)
+    except ValueError:
+        raise UserError(f"unknown --mode {mode!r}; use hybrid, lexical or dense") from None
+    filters = SearchFilters(
+        _parse_day(date_from, "--from") if date_from else None,
+        _parse_day(date_to, "--to") if date_to else None,
+        tuple(category or ()), has_code,
+    )
+    settings = _settings()
+    engine, store = _engine(settings)
+    try:
+        res = engine.search(query, k, filters, m)
+    finally:
+        store.close()
+    if as_json:
+        print(json.dumps({
+            "query": query, "mode": m.value, "timings_ms": {k: round(v, 2) for k, v in res.timings_ms.items()},
+            "hits": [{"rank": i, "score": h.score, "lexical_rank": h.lexical_rank, "dense_rank": h.dense_rank,
+                      **_paper_json(h.paper)} for i, h in enumerate(res.hits, 1)],
+        }, ensure_ascii=False, indent=2))
+        return
+    if not res.hits:
+        out.print("[yellow]No papers match.[/] Try fewer words or filters.")
+        return
+    t = Table(show_lines=False, expand=True)
+    t.add_column("#", justify="right", style="dim")
+    t.add_column("paper")
+    t.add_column("listed", style="dim", no_wrap=True)
+    t.add_column("score", justify="right", style="dim")
+    for i, h in enumerate(res.hits, 1):
+        p = h.paper
+        assert p is not None
+        authors = ", ".join(p.authors[:3]) + (" et al." if len(p.authors) > 3 else "")
+        line = f"[bold]{escape(p.title)}[/]\n[dim]{escape(authors)}[/]  [cyan]{p.arxiv_id}[/] {' '.join(p.categories[:3])}"
+        if p.code_urls:
+            line += f"  [green]code[/] {escape(p.code_urls[0])}"
+        t.add_row(str(i), line, str(p.listed or p.submitted or ""), f"{h.score:.3f}")
+    out.print(t)
+    err.print(f"[dim]{m.value} search in {res.timings_ms.get('total', 0):.0f} ms[/]")
+
+
+def _engine(settings: Settings):
+    from papertide.index.build import open_indexes
+    from papertide.rank.search import FusionConfig, SearchEngine
+
+    store = _store(settings)
+    embedder = _embedder(settings)
+    if not settings.index_dir.exists():
+        store.close()
+        raise UserError("no index yet: run `papertide index` first")
+    indexes = open_indexes(store, settings.index_dir, embedder.model_id, embedder.dim)
+    cfg = FusionConfig(settings.fusion, settings.fusion_alpha, settings.fusion_depth)
+    return SearchEngine(store, indexes, embedder, cfg), store
+
+
+@app.command("show")
+def show_cmd(
+    arxiv_id: Annotated[str, typer.Argument(help="arXiv id or URL.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show one paper: metadata, links and version history."""
+    try:
+        aid, _ = parse_arxiv_id(arxiv_id)
+    except InvalidIdError as e:
+        raise UserError(str(e)) from None
+    store = _store()
+    try:
+        p = store.get_paper(aid)
+    finally:
+        store.close()
+    if p is None:
+        raise UserError(f"{aid} is not in the store (try `papertide ingest ids {aid}`)")
+    if as_json:
+        print(json.dumps(_paper_json(p), ensure_ascii=False, indent=2))
+        return
+    out.print(f"[bold]{escape(p.title)}[/]")
+    out.print(escape(", ".join(p.authors)))
+    out.print(f"[cyan]{p.arxiv_id}v{p.version}[/]  {' '.join(p.categories)}  listed {p.listed or '-'}  "
+              f"submitted {p.submitted or '-'}  updated {p.updated or '-'}")
+    out.print()
+    out.print(escape(p.abstract))
+    out.print()
+    for label, val in (("comments", p.comments), ("journal", p.journal_ref), ("doi", p.doi)):
+        if val:
+            out.print(f"[dim]{label}:[/] {escape(val)}")
+    out.print(f"[dim]abstract:[/] {p.abs_url}   [dim]pdf:[/] {p.pdf_url}")
+    for u in p.code_urls:
+        out.print(f"[dim]code:[/] {escape(u)}")
+    if p.hf_upvotes is not None:
+        out.print(f"[dim]HF upvotes:[/] {p.hf_upvotes}  featured {p.featured_on or '-'}")
+    for v in p.versions:
+        out.print(f"[dim]v{v.version}[/] {v.created or ''} {v.size or ''}")
+
+
+@app.command("stats")
+def stats_cmd(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """What the store and the indexes hold."""
+    settings = _settings()
+    store = _store(settings)
+    try:
+        s = store.stats()
+    finally:
+        store.close()
+    idx_bytes = sum(f.stat().st_size for f in settings.index_dir.rglob("*") if f.is_file()) if settings.index_dir.exists() else 0
+    if as_json:
+        print(json.dumps({**asdict(s), "index_bytes": idx_bytes}, indent=2))
+        return
+    t = Table(title="papertide", show_header=False)
+    t.add_row("database", settings.db_url)
+    t.add_row("papers", f"{s.papers:,}")
+    t.add_row("with code links", f"{s.with_code:,}")
+    t.add_row("embedded", f"{s.embedded:,}")
+    t.add_row("days", f"{s.first_day or '-'} .. {s.last_day or '-'}")
+    t.add_row("schema", f"v{s.schema_version}")
+    t.add_row("size on disk", f"db {s.size_bytes / 1e6:.1f} MB, index {idx_bytes / 1e6:.1f} MB")
+    t.add_row("sources", ", ".join(f"{k} {v:,}" for k, v in s.by_source))
+    t.add_row("top categories", ", ".join(f"{k} {v:,}" for k, v in s.by_category[:8]))
+    out.print(t)
+
+
+# -- eval ------------------------------------------------------------------------------------------
+@eval_app.command("beir")
+def eval_beir_cmd(
+    directory: Annotated[Path, typer.Argument(help="A BEIR-layout folder: corpus.jsonl(.gz), queries.jsonl, qrels/<split>.tsv.")],
+    split: Annotated[str, typer.Option(help="qrels split to score.")] = "train",
+    as_json: Annotated[Optional[Path], typer.Option("--json", help="Also write the scores to this JSON file.")] = None,
+) -> None:
+    """Index a BEIR collection with papertide's pipeline (temporary store) and print nDCG@10 and Recall@100."""
+    from papertide.eval.run import run_beir
+    from papertide.rank.search import FusionConfig
+
+    settings = _settings()
+    embedder = _embedder(settings)
+    with _progress() as bar:
+        tasks: dict[str, int] = {}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        res = run_beir(
+            directory, embedder, split, FusionConfig(settings.fusion, settings.fusion_alpha, settings.fusion_depth),
+            progress=progress, on_query=lambda d, t: progress("queries", d, t),
+        )
+    t = Table(title=f"{res.name} ({split}): {res.docs:,} docs, {res.queries:,} queries")
+    t.add_column("ranker")
+    t.add_column("nDCG@10", justify="right")
+    t.add_column("Recall@100", justify="right")
+    for mode, sc in res.scores.items():
+        t.add_row(mode, f"{sc['ndcg@10']:.4f}", f"{sc['recall@100']:.4f}")
+    out.print(t)
+    if as_json:
+        as_json.write_text(json.dumps({"dataset": res.name, "split": split, "scores": res.scores,
+                                       "fusion": settings.fusion, "alpha": settings.fusion_alpha}, indent=2))
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+def _parse_day(s: str, flag: str) -> date:
+    try:
+        return date.fromisoformat(s)
+    except ValueError:
+        raise UserError(f"{flag} expects a date as YYYY-MM-DD, got {s!r}") from None
+
+
+def _paper_json(p) -> dict:
+    if p is None:
+        return {}
+    return {
+        "arxiv_id": p.arxiv_id, "version": p.version, "title": p.title, "abstract": p.abstract,
+        "authors": p.authors, "categories": p.categories, "primary_category": p.primary_category,
+        "submitted": _iso(p.submitted), "updated": _iso(p.updated), "listed": _iso(p.listed),
+        "comments": p.comments, "journal_ref": p.journal_ref, "doi": p.doi,
+        "links": {"abstract": p.abs_url, "pdf": p.pdf_url, "code": p.code_urls},
+        "source": p.source, "hf_upvotes": p.hf_upvotes, "featured_on": _iso(p.featured_on),
+        "versions": [{"version": v.version, "created": v.created, "size": v.size} for v in p.versions],
+    }
+
+
+def _iso(d: date | None) -> str | None:
+    return d.isoformat() if d else None
+
+
+def main() -> None:
+    """Entry point: maps the few domain errors to a one-line message and exit code 2."""
+    from papertide.eval.beir import DatasetError
+    from papertide.sources import SourceError
+    from papertide.store import StoreError
+
+    try:
+        app()
+    except (UserError, StoreError, DatasetError, SourceError, OSError) as e:
+        err.print(f"[red]error:[/] {escape(str(e))}")
+        sys.exit(Exit.FAILED)
+    except KeyboardInterrupt:
+        err.print("[yellow]interrupted[/]: re-run the same command to carry on where it stopped")
+        sys.exit(130)
