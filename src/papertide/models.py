@@ -16,8 +16,8 @@ _ID_IN_TEXT = re.compile(
 )
 # Code links: GitHub/GitLab/Bitbucket/Hugging Face repositories and "project page" style URLs.
 _URL = re.compile(r"https?://[^\s<>\"'{}\\]+", re.IGNORECASE)
-_CODE_HOSTS = ("github.com/", "gitlab.com/", "bitbucket.org/", "huggingface.co/", "codeberg.org/")
-_PROJECT_HINT = re.compile(r"(project|code|available|page|website|demo|repo)", re.IGNORECASE)
+_CODE_HOSTS = ("github.com/", "github.io", "gitlab.com/", "bitbucket.org/", "huggingface.co/", "codeberg.org/")
+_PROJECT_HINT = re.compile(r"\b(project|codes?|available|(?:home|web)?page|website|demos?|repo(?:sitory)?)\b", re.IGNORECASE)
 # arXiv wraps lines at ~80 columns; a blank line (or an indented line) marks a real paragraph break.
 _PARA_BREAK = re.compile(r"\n\s*\n|\n(?=\s{2,}\S)")
 

@@ -15,6 +15,11 @@ from pathlib import Path
 
 from papertide.models import InvalidIdError, Paper, RecordError, Version, find_code_urls, parse_arxiv_id, unwrap
 
+_ARCHIVES = frozenset(
+    "cs math physics stat eess econ q-bio q-fin nlin cond-mat astro-ph hep-ph hep-th hep-ex hep-lat gr-qc "
+    "quant-ph math-ph nucl-th nucl-ex acc-phys adap-org alg-geom ao-sci atom-ph bayes-an chao-dyn chem-ph "
+    "cmp-lg comp-gas dg-ga funct-an mtrl-th patt-sol plasm-ph q-alg solv-int supr-con".split()
+)
 _MONTHS = {m: i for i, m in enumerate("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(), 1)}
 
 
@@ -34,17 +39,24 @@ def open_text(path: Path) -> io.TextIOBase:
 def read_jsonl(path: Path, source: str | None = None) -> Iterator[Paper | RecordError]:
     """Papers from a JSON-lines file; each bad line becomes a RecordError("file:line", reason)."""
     name = path.name
-    with open_text(path) as f:
+    with open(path, "rb") as probe:
+        gz = probe.read(2) == b"\x1f\x8b"
+    with (gzip.open(path, "rb") if gz else open(path, "rb")) as f:
         lineno = 0
         while True:
             lineno += 1
             try:
-                line = f.readline()
-            except (UnicodeDecodeError, EOFError, OSError, gzip.BadGzipFile) as e:
+                raw = f.readline()
+            except (EOFError, OSError, gzip.BadGzipFile) as e:
                 yield RecordError(f"{name}:{lineno}", f"unreadable ({type(e).__name__}: {e}); rest of file skipped")
                 return
-            if not line:
+            if not raw:
                 return
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                yield RecordError(f"{name}:{lineno}", f"not UTF-8 ({e.reason} at byte {e.start})")
+                continue
             if not line.strip():
                 continue
             try:
@@ -74,7 +86,7 @@ def parse_record(obj: object, source: str | None = None) -> Paper:
         raise BadRecord(f"{arxiv_id}: missing 'title'")
     abstract = unwrap(_str(obj, "abstract"), paragraphs=True)
     comments = unwrap(_str(obj, "comments")) or None
-    categories = (_str(obj, "categories") or "").split()
+    categories = [c for c in (_str(obj, "categories") or "").split() if c.split(".")[0] in _ARCHIVES]
     if "versions" in obj:  # the full snapshot
         return _snapshot(obj, arxiv_id, title, abstract, comments, categories, source or "arxiv-snapshot")
     # papertide's reshaped set: update_date is the day the paper was first listed

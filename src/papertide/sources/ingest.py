@@ -10,10 +10,12 @@ from __future__ import annotations
 import gzip
 import multiprocessing as mp
 import os
+import queue as queue_mod
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from papertide.models import IngestReport, Paper, RecordError
+from papertide.sources import SourceError
 from papertide.sources.bulk import read_jsonl
 from papertide.store.base import Store, chunked
 
@@ -95,7 +97,15 @@ def _chunks_in_process(paths: list[Path], source: str | None, batch: int):
     proc.start()
     try:
         while True:
-            msg = queue.get()
+            try:
+                msg = queue.get(timeout=1.0)
+            except queue_mod.Empty:
+                if proc.is_alive():
+                    continue
+                try:  # it may have finished just now
+                    msg = queue.get(timeout=0.5)
+                except queue_mod.Empty:
+                    raise SourceError(f"the bulk parser process died (exit code {proc.exitcode})") from None
             if msg is None:
                 break
             if isinstance(msg, BaseException):
@@ -110,11 +120,24 @@ def _chunks_in_process(paths: list[Path], source: str | None, batch: int):
 def _reader(paths: list[str], source: str | None, batch: int, queue) -> None:
     try:
         for msg in _all_chunks([Path(p) for p in paths], source, batch):
-            queue.put(msg)
-        queue.put(None)
+            _put(queue, msg)
+        _put(queue, None)
     except BaseException as e:  # surfaced in the parent, which owns the error reporting
-        queue.put(e)
-        queue.put(None)
+        _put(queue, e)
+        _put(queue, None)
+
+
+def _put(queue, msg) -> None:
+    """Put, but give up when the importing process is gone (killed: nobody will ever read this)."""
+    parent = mp.parent_process()
+    while True:
+        try:
+            queue.put(msg, timeout=1.0)
+            return
+        except queue_mod.Full:
+            if parent is not None and not parent.is_alive():
+                queue.cancel_join_thread()  # do not block at exit flushing into a pipe nobody reads
+                os._exit(1)
 
 
 def _estimate_records(p: Path, size: int) -> int:

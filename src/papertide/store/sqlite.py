@@ -29,6 +29,8 @@ _PAPER_COLS = (
     "content_hash, text_hash, seq"
 )
 _N_COLS = _PAPER_COLS.count(",") + 1
+# Community signals come from their own source; an arXiv record (which has none) must not erase them.
+_SET = {"hf_upvotes": "hf_upvotes = coalesce(?, hf_upvotes)", "featured_on": "featured_on = coalesce(featured_on, ?)"}
 _AFTER_ALL_IDS = 2**62  # a (seq, id) cursor starting at (s, this) yields exactly the rows with seq > s
 
 
@@ -49,17 +51,17 @@ class SqliteStore:
         self.path = Path(path)
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
         try:
             self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        except sqlite3.Error as e:  # e.g. a directory where the file should be
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")  # durable at checkpoints; WAL keeps it consistent
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.execute("PRAGMA busy_timeout=30000")
+            self._db.execute("PRAGMA cache_size=-65536")
+            self._migrate()
+        except sqlite3.Error as e:  # not a database, a directory where the file should be, read-only ...
             raise StoreError(f"cannot open database {path}: {e}") from e
-        self._lock = threading.RLock()
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")  # durable at checkpoints; WAL keeps it consistent
-        self._db.execute("PRAGMA foreign_keys=ON")
-        self._db.execute("PRAGMA busy_timeout=30000")
-        self._db.execute("PRAGMA cache_size=-65536")
-        self._migrate()
 
     # -- schema -------------------------------------------------------------------------------------
     def _migrate(self) -> None:
@@ -71,6 +73,7 @@ class SqliteStore:
             known = migrations()
             newest = max((v for v, _ in known), default=0)
             if done and max(done) > newest:
+                self._db.close()
                 raise StoreError(
                     f"database {self.path} has schema v{max(done)}, newer than this papertide (v{newest}); "
                     "upgrade papertide"
@@ -144,7 +147,7 @@ class SqliteStore:
                     versions.extend((doc_id, v.version, v.created, v.size) for v in p.versions)
                     sources.append((doc_id, p.source))
             if updates:
-                sets = ", ".join(f"{c.strip()} = ?" for c in _PAPER_COLS.split(",")[1:])
+                sets = ", ".join(_SET.get(c.strip(), f"{c.strip()} = ?") for c in _PAPER_COLS.split(",")[1:])
                 db.executemany(f"UPDATE papers SET {sets} WHERE id = ?", updates)
             if versions:
                 # A version's date, once known, is kept; a later record may fill a missing one.

@@ -18,7 +18,7 @@ CREATE TABLE papers (
     license          TEXT,
     code_urls        TEXT NOT NULL DEFAULT '[]',   -- JSON array
     has_code         INTEGER NOT NULL DEFAULT 0,
-    source           TEXT NOT NULL,                -- the source that first brought the paper
+    source           TEXT NOT NULL,                -- the source of the current metadata (all sources: paper_sources)
     hf_upvotes       INTEGER,
     featured_on      TEXT,
     content_hash     TEXT NOT NULL,                -- of the metadata: re-ingesting the same record changes nothing
