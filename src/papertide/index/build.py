@@ -47,12 +47,14 @@ class IndexReport:
     dense_rows: int = 0
 
 
-def open_indexes(store: Store, index_dir: Path | None, model_id: str, dim: int) -> Indexes:
+def open_indexes(store: Store, index_dir: Path | None, model_id: str, dim: int, refresh: bool = True) -> Indexes:
+    """Open (or create) the indexes in `index_dir` (in memory when None), caught up with the store."""
     lex = LexicalIndex(index_dir / "lexical" if index_dir else None)
     dense = DenseIndex(index_dir / "dense" if index_dir else None, dim, model_id)
     filters = DocFilter()
-    dense.refresh(store)
-    filters.refresh(store)
+    if refresh:
+        dense.refresh(store)
+        filters.refresh(store)
     return Indexes(lex, dense, filters)
 
 
@@ -112,7 +114,7 @@ def update_index(
     report = IndexReport()
     report.embedded = embed_missing(store, embedder, progress)
     if indexes is None:
-        indexes = open_indexes(store, index_dir, embedder.model_id, embedder.dim)
+        indexes = open_indexes(store, index_dir, embedder.model_id, embedder.dim, refresh=False)
     report.lexical = update_lexical(store, indexes.lexical, index_dir, progress)
     report.dense_rows = indexes.dense.refresh(store)
     indexes.filters.refresh(store)
