@@ -26,7 +26,7 @@ class Settings(BaseSettings):
     )
     embed_batch_size: int = Field(default=64, description="Texts per embedding batch.")
     fusion: str = Field(default="convex", description="Hybrid fusion: convex (tuned weights) or rrf (k=60).")
-    fusion_alpha: float = Field(default=0.5, description="Dense weight in the convex fusion (0..1).")
+    fusion_alpha: float = Field(default=0.4, description="Dense weight in the convex fusion (0..1).")
     fusion_depth: int = Field(default=100, description="Candidates taken from each ranker before fusion.")
     harvest_interval: float = Field(default=3.0, description="Seconds between requests to arXiv (their policy).")
     contact_email: str = Field(default="", description="Contact address sent in the User-Agent to arXiv.")

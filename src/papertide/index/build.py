@@ -25,6 +25,8 @@ Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
 EMBED_CHUNK = 512  # texts read from the store and committed back per step
 LEX_COMMIT_EVERY = 50_000
+# The lexical index's folder carries its layout version: a new layout is built beside the old one.
+LEXICAL_DIR = "lexical-v2"
 
 
 @dataclass(slots=True)
@@ -49,7 +51,7 @@ class IndexReport:
 
 def open_indexes(store: Store, index_dir: Path | None, model_id: str, dim: int, refresh: bool = True) -> Indexes:
     """Open (or create) the indexes in `index_dir` (in memory when None), caught up with the store."""
-    lex = LexicalIndex(index_dir / "lexical" if index_dir else None)
+    lex = LexicalIndex(index_dir / LEXICAL_DIR if index_dir else None)
     dense = DenseIndex(index_dir / "dense" if index_dir else None, dim, model_id)
     filters = DocFilter()
     if refresh:
@@ -77,7 +79,7 @@ def embed_missing(store: Store, embedder: Embedder, progress: Progress | None = 
 
 
 def update_lexical(store: Store, lex: LexicalIndex, index_dir: Path | None, progress: Progress | None = None) -> int:
-    mark_file = index_dir / "lexical.json" if index_dir else None
+    mark_file = index_dir / f"{LEXICAL_DIR}.json" if index_dir else None
     since = 0
     if mark_file and mark_file.exists() and len(lex) > 0:
         since = int(json.loads(mark_file.read_text())["seq"])

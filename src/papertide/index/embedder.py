@@ -50,11 +50,10 @@ query. It returns the same vector as ``encode([q])[0]`` (same path).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +63,8 @@ MODEL_NAME = "all-MiniLM-L6-v2"
 DIM = 384
 MAX_SEQ_LENGTH = 256  # the model's sentence-transformers default (word pieces, [CLS]/[SEP] included)
 MAX_BATCH_TOKENS = 4096  # padded tokens per forward pass: keeps the activations cache-sized
+QUERY_THREADS = 1  # a forward pass of at most QUERY_ONE_THREAD_TOKENS word pieces runs on one thread
+QUERY_ONE_THREAD_TOKENS = 64
 PRECISIONS = ("auto", "fp32", "bf16")
 _ALIASES = {"float32": "fp32", "fp32": "fp32", "bfloat16": "bf16", "bf16": "bf16", "auto": "auto"}
 
@@ -257,6 +258,7 @@ class Embedder:
         self._net: _Bert | None = None
         self._tok: Any = None
         self._lock = threading.Lock()
+        self._fwd_lock = threading.Lock()
 
     # precision resolution probes the CPU through torch: done on first use, not at construction
     @property
@@ -286,28 +288,32 @@ class Embedder:
                 tok = Tokenizer.from_file(str(path / "tokenizer.json"))
                 tok.no_padding()  # tokenizer.json presets fixed 128-token padding and truncation: not ours
                 tok.enable_truncation(max_length=MAX_SEQ_LENGTH)
-                with self._threads(), _inference():
+                import torch
+
+                with torch.inference_mode():
                     net = _Bert(path, self.precision)
-                    net(np.array([[101, 102]], dtype=np.int64), None)  # warm oneDNN's kernels
                 self._tok = tok
                 self._net = net
+                self._forward(np.array([[101, 102]], dtype=np.int64), None, QUERY_THREADS)  # warm oneDNN
+                self._forward(np.array([[101, 102]], dtype=np.int64), None, self.threads)
         return self._net
 
-    @contextlib.contextmanager
-    def _threads(self) -> Iterator[None]:
-        if self.threads is None:
-            yield
-            return
+    def _forward(self, ids: np.ndarray, lengths: np.ndarray | None, threads: int | None) -> np.ndarray:
+        """One forward pass, serialised: torch's thread count is process-wide, and two passes at once on a
+        small machine only thrash. Encoding releases the lock between batches, so a query waits one batch."""
         import torch
 
-        old = torch.get_num_threads()
-        if old != self.threads:
-            torch.set_num_threads(self.threads)
-        try:
-            yield
-        finally:
-            if old != self.threads:
-                torch.set_num_threads(old)
+        assert self._net is not None
+        with self._fwd_lock:
+            old = torch.get_num_threads()
+            if threads is not None and threads != old:
+                torch.set_num_threads(threads)
+            try:
+                with torch.inference_mode():
+                    return self._net(ids, lengths)
+            finally:
+                if threads is not None and threads != old:
+                    torch.set_num_threads(old)
 
     # --- encoding ------------------------------------------------------------------------------------
     def encode(self, texts: Sequence[str]) -> np.ndarray:
@@ -318,33 +324,28 @@ class Embedder:
         out = np.empty((n, DIM), dtype=np.float32)
         if n == 0:
             return out
-        net = self._load()
+        self._load()
         encs = self._tok.encode_batch([t if isinstance(t, str) else str(t) for t in texts])
         lengths = np.fromiter((len(e.ids) for e in encs), dtype=np.int64, count=n)
         order = np.argsort(-lengths, kind="stable")  # longest first: the padding within a batch is minimal
-        with self._threads(), _inference():
-            start = 0
-            while start < n:
-                T = int(lengths[order[start]])
-                rows = max(1, min(self.batch_size, MAX_BATCH_TOKENS // T))
-                idx = order[start:start + rows]
-                lens = lengths[idx]
-                ids = np.zeros((len(idx), T), dtype=np.int64)
-                for r, i in enumerate(idx):
-                    ids[r, : lens[r]] = encs[i].ids
-                out[idx] = net(ids, None if lens[-1] == T else lens)
-                start += rows
+        start = 0
+        while start < n:
+            T = int(lengths[order[start]])
+            rows = max(1, min(self.batch_size, MAX_BATCH_TOKENS // T))
+            idx = order[start : start + rows]
+            lens = lengths[idx]
+            ids = np.zeros((len(idx), T), dtype=np.int64)
+            for r, i in enumerate(idx):
+                ids[r, : lens[r]] = encs[i].ids
+            threads = QUERY_THREADS if ids.size <= QUERY_ONE_THREAD_TOKENS else self.threads
+            out[idx] = self._forward(ids, None if lens[-1] == T else lens, threads)
+            start += rows
         return out
 
     def encode_query(self, text: str) -> np.ndarray:
         """Embed one (short) text: float32 [dim], L2-normalised; the same vector as encode([text])[0]."""
-        net = self._load()
+        self._load()
         ids = np.asarray([self._tok.encode(text if isinstance(text, str) else str(text)).ids], dtype=np.int64)
-        with self._threads(), _inference():
-            return net(ids, None)[0]
-
-
-def _inference():
-    import torch
-
-    return torch.inference_mode()
+        # a short query is too little work to split: one thread is faster, and immune to a busy machine
+        threads = QUERY_THREADS if ids.shape[1] <= QUERY_ONE_THREAD_TOKENS else self.threads
+        return self._forward(ids, None, threads)[0]
