@@ -19,6 +19,7 @@ _URL = re.compile(r"https?://[^\s<>\"'{}\\]+", re.IGNORECASE)
 _CODE_HOSTS = ("github.com/", "github.io", "gitlab.com/", "bitbucket.org/", "huggingface.co/", "codeberg.org/")
 _PROJECT_HINT = re.compile(r"\b(project|codes?|available|(?:home|web)?page|website|demos?|repo(?:sitory)?)\b", re.IGNORECASE)
 # arXiv wraps lines at ~80 columns; a blank line (or an indented line) marks a real paragraph break.
+_NOT_SIMPLE = ("  ", "\n\n", " \n", "\n ", "\t", "\r")  # anything else unwraps by replacing "\n"
 _PARA_BREAK = re.compile(r"\n\s*\n|\n(?=\s{2,}\S)")
 
 
@@ -55,11 +56,13 @@ def unwrap(text: str | None, paragraphs: bool = False) -> str:
     """
     if not text:
         return ""
-    if "\n" not in text and "  " not in text and "\t" not in text and "\r" not in text:
-        return text.strip()
+    text = text.strip()
+    if not any(s in text for s in _NOT_SIMPLE):
+        # The common case (single line breaks, single spaces): a plain replace, several times faster.
+        return text.replace("\n", " ")
     if not paragraphs:
         return " ".join(text.split())
-    parts = _PARA_BREAK.split(text.strip())
+    parts = _PARA_BREAK.split(text)
     return "\n\n".join(" ".join(p.split()) for p in parts if p.strip())
 
 
