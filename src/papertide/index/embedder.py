@@ -62,7 +62,7 @@ import numpy as np
 MODEL_NAME = "all-MiniLM-L6-v2"
 DIM = 384
 MAX_SEQ_LENGTH = 256  # the model's sentence-transformers default (word pieces, [CLS]/[SEP] included)
-MAX_BATCH_TOKENS = 4096  # padded tokens per forward pass: keeps the activations cache-sized
+MAX_BATCH_TOKENS = 8192  # padded tokens per forward pass: keeps the activations near cache size
 QUERY_THREADS = 1  # a forward pass of at most QUERY_ONE_THREAD_TOKENS word pieces runs on one thread
 QUERY_ONE_THREAD_TOKENS = 64
 PRECISIONS = ("auto", "fp32", "bf16")

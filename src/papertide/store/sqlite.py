@@ -138,14 +138,17 @@ class SqliteStore:
                 res.updated += 1
             db = self._db
             if inserts:
+                # Ids are given explicitly (after the largest so far): this transaction holds the write
+                # lock, and knowing them saves reading the new rows back.
+                first = (db.execute("SELECT max(id) FROM papers").fetchone()[0] or 0) + 1
                 db.executemany(
-                    f"INSERT INTO papers ({_PAPER_COLS}) VALUES ({','.join('?' * _N_COLS)})", inserts
+                    f"INSERT INTO papers (id, {_PAPER_COLS}) VALUES ({','.join('?' * (_N_COLS + 1))})",
+                    [(first + i, *row) for i, row in enumerate(inserts)],
                 )
-                ids = self._existing([r[0] for r in inserts])
-                for p in (by_id[r[0]] for r in inserts):
-                    doc_id = ids[p.arxiv_id][0]
-                    versions.extend((doc_id, v.version, v.created, v.size) for v in p.versions)
-                    sources.append((doc_id, p.source))
+                for i, row in enumerate(inserts):
+                    p = by_id[row[0]]
+                    versions.extend((first + i, v.version, v.created, v.size) for v in p.versions)
+                    sources.append((first + i, p.source))
             if updates:
                 sets = ", ".join(_SET.get(c.strip(), f"{c.strip()} = ?") for c in _PAPER_COLS.split(",")[1:])
                 db.executemany(f"UPDATE papers SET {sets} WHERE id = ?", updates)
