@@ -17,35 +17,51 @@ The model is run by a small inference-only BERT forward written here (same weigh
    activations (and without addmm's bias copy); Q, K and V are one GEMM. Checked at load against
    ``F.linear``; if the ops are missing or disagree, plain ``F.linear`` is used.
 3. Batches by token budget: texts are tokenised once, sorted by token count (not characters) and cut into
-   batches of at most ``batch_size`` texts and ~4096 tokens, so the activations stay in cache (16 x 256-token
-   abstracts ran ~10-20% faster than 64) while short texts still batch wide. A batch without padding passes
-   no attention mask to SDPA (its flash kernel skips the masking).
-4. ``torch.inference_mode``; nothing from sentence-transformers/transformers on the hot path (their import
-   is ~4 s, and the tokenizer call and module plumbing cost per batch).
+   batches of at most ``batch_size`` texts and 8192 padded tokens (32 abstracts of 256 word pieces), so the
+   activations stay near cache size while short texts still batch wide; padding is < 1 % of the tokens on
+   real abstracts. A batch without padding passes no attention mask to SDPA. Token budget sweep (busy
+   machine, texts/s): 4096 -> 18.9, 8192 -> 21.8, 16384 -> 21.5; (earlier, quieter, HF bf16 model) 16 texts
+   per batch 2.36x vs 64 texts 2.02x.
+4. Small passes (<= 64 word pieces: a search query) run on one thread: nothing to split, and a 2-thread
+   OpenMP pass on a busy 2-core machine waits on descheduled threads (measured 130-500 ms per query with 2
+   threads vs 5-8 ms with 1, while other processes ran). Forward passes are serialised by a lock that
+   encode releases between batches, so a query waits at most one batch.
+5. ``torch.inference_mode``; nothing from sentence-transformers/transformers on the hot path (the tokenizer
+   is ``tokenizers`` on tokenizer.json, the weights ``safetensors``; same word pieces as sentence-transformers
+   on 300 of 300 abstracts checked).
 
-Measured (benchmarks/bench_embed.py: 2,000 arXiv cs title+abstract texts, 66 % of them truncated at 256 word
-pieces, 2-core AMD EPYC Zen 4 with AVX512_BF16, shared machine, median of 3 alternating runs):
+Measured with benchmarks/bench_embed.py (arXiv cs title + abstract, 66 % of them truncated at 256 word
+pieces; 2-core AMD EPYC Zen 4, AVX512_BF16, no AMX; torch 2.13 CPU; the machine was shared with other
+benchmarks throughout, so absolute numbers move a lot; runs alternate a/b):
 
-    sentence-transformers fp32 defaults (batch 32)  ~21 texts/s
-    Embedder(precision="bf16") (the "auto" choice)  ~50 texts/s   (2.3-2.5x)
-    cosine to the fp32 vectors: min 0.99990, p1 0.99992, mean 0.99995 (per vector)
+    n     other load            ST fp32 (batch 32)   Embedder (auto = bf16)   ratio   cosine min / p1 / mean
+    2000  2+ busy processes      7.6 texts/s          20.9 texts/s            2.74x   0.99993 / 0.99994 / 0.999956
+    512   ~1 busy core          10.1 texts/s          21.7 texts/s            2.15x   0.99994 / 0.99994 / 0.999957
+    192   ~1 busy core           9.9 texts/s          21.6 texts/s            2.19x   0.99993 / 0.99994 / 0.999957
+    128   quieter (prototype)   19.7 texts/s          47.3 texts/s            2.40x   0.99993 / 0.99993 / 0.999953
+    No vector of the 2000 is below cosine 0.999 to the sentence-transformers fp32 vectors.
+    encode_query on paper titles: median 4.4 ms (p90 6.0) with one busy core beside it, 7.8 ms (p90 10.6)
+    under heavy load. precision="fp32" (CPUs without native bf16): 1.09x, cosine 1.00000.
 
-Tried and not taken (same machine, 128-256 texts, ratio vs sentence-transformers fp32):
-  * sentence-transformers + ``torch.autocast("cpu", bfloat16)``: 1.8-2.1x, cos min 0.99998.
+Tried and not taken (same machine, 128-256 texts, ratio vs sentence-transformers fp32 in the same run):
+  * sentence-transformers + ``torch.autocast("cpu", bfloat16)``: 1.6-2.1x, cos min 0.99998.
   * sentence-transformers with the model cast to bf16: 1.8-1.9x, cos min 0.99993.
-  * HF BertModel in bf16 with our batching: 2.0-2.2x.
+  * HF BertModel in bf16 with our batching: 2.0-2.2x; our forward with plain ``F.linear`` in bf16: 1.8-2.3x;
+    the fused oneDNN linears add ~10-20 % on top.
   * ``torch.compile`` (inductor, freezing) on the bf16 model: +8 % over eager bf16, but ~30 s to compile
     in each new process: not worth it for a CLI.
   * int8 dynamic quantisation: torch ``quantize_dynamic`` ~1.8x but cos min 0.882; ONNX Runtime 1.32
     per-channel int8 ~2.4x but cos min 0.992: both fail the >= 0.999 per-vector bar.
-  * ONNX Runtime fp32 (with and without the BERT attention fusion): 1.3-1.6x, and an extra dependency.
-  * fp32 ``torch.set_float32_matmul_precision``-style bf16 matmul: no effect on CPU linear layers.
+  * ONNX Runtime fp32 (with and without its BERT attention fusion): 1.3-1.6x, and an extra dependency.
+  * ``torch.backends.mkldnn.matmul.fp32_precision = "bf16"`` on the fp32 model: no effect on the linears.
   * truncating below 256 word pieces: changes the vectors of long abstracts far beyond 0.999.
+  * larger batches (64-128 x 256 tokens): slower (cache); unpadding: nothing to gain after the sort.
 
-The attention (SDPA's CPU flash kernel, ~30 % of the bf16 time) is the main cost left.
+The attention (SDPA's CPU flash kernel, ~30 % of the bf16 time: it gains little from bf16 at head size 32)
+is the main cost left; the bf16 GEMMs run at ~300-400 GFLOP/s on the 2 cores.
 
-``encode_query`` tokenises one text and runs a batch of one (no padding, no mask): ~3-5 ms for a short
-query. It returns the same vector as ``encode([q])[0]`` (same path).
+``encode_query`` tokenises one text and runs a batch of one (no padding, no mask, one thread): the same
+computation as ``encode([q])``, so the same vector.
 """
 
 from __future__ import annotations
