@@ -10,7 +10,6 @@ from __future__ import annotations
 import gzip
 import multiprocessing as mp
 import os
-import queue as queue_mod
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -92,52 +91,46 @@ def _parsed_chunks(path: Path, source: str | None, batch: int):
 
 def _chunks_in_process(paths: list[Path], source: str | None, batch: int):
     ctx = mp.get_context("spawn")  # fork is unsafe once torch/tantivy threads exist in this process
-    queue = ctx.Queue(maxsize=4)  # bounded: memory stays flat however large the file
-    proc = ctx.Process(target=_reader, args=([str(p) for p in paths], source, batch, queue), daemon=True)
+    # A one-way pipe, not a multiprocessing.Queue: the child holds the only write end, so if it dies (even
+    # half way through a message) this side reads EOF instead of waiting for ever; and a full pipe blocks
+    # the child, so at most one parsed batch waits in memory.
+    recv, send = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_reader, args=([str(p) for p in paths], source, batch, send), daemon=True)
     proc.start()
+    send.close()
     try:
         while True:
             try:
-                msg = queue.get(timeout=1.0)
-            except queue_mod.Empty:
-                if proc.is_alive():
-                    continue
-                try:  # it may have finished just now
-                    msg = queue.get(timeout=0.5)
-                except queue_mod.Empty:
-                    raise SourceError(f"the bulk parser process died (exit code {proc.exitcode})") from None
+                msg = recv.recv()
+            except (EOFError, OSError):
+                proc.join(timeout=5)
+                raise SourceError(f"the bulk parser process died (exit code {proc.exitcode})") from None
             if msg is None:
                 break
             if isinstance(msg, BaseException):
                 raise msg
             yield msg
     finally:
+        recv.close()  # a child still sending gets a broken pipe and exits
+        proc.join(timeout=5)
         if proc.is_alive():
             proc.terminate()
-        proc.join()
+            proc.join()
 
 
-def _reader(paths: list[str], source: str | None, batch: int, queue) -> None:
+def _reader(paths: list[str], source: str | None, batch: int, conn) -> None:
     try:
         for msg in _all_chunks([Path(p) for p in paths], source, batch):
-            _put(queue, msg)
-        _put(queue, None)
+            conn.send(msg)
+        conn.send(None)
+    except (BrokenPipeError, ConnectionResetError):
+        return  # the importing process is gone (killed or stopped): nobody will read the rest
     except BaseException as e:  # surfaced in the parent, which owns the error reporting
-        _put(queue, e)
-        _put(queue, None)
-
-
-def _put(queue, msg) -> None:
-    """Put, but give up when the importing process is gone (killed: nobody will ever read this)."""
-    parent = mp.parent_process()
-    while True:
         try:
-            queue.put(msg, timeout=1.0)
-            return
-        except queue_mod.Full:
-            if parent is not None and not parent.is_alive():
-                queue.cancel_join_thread()  # do not block at exit flushing into a pipe nobody reads
-                os._exit(1)
+            conn.send(e)
+            conn.send(None)
+        except OSError:
+            pass
 
 
 def _estimate_records(p: Path, size: int) -> int:
