@@ -71,6 +71,18 @@ def _progress() -> Progress:
     )
 
 
+def _stages(bar: Progress):
+    """A (stage, done, total) callback that shows one progress bar per stage."""
+    tasks: dict[str, int] = {}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if stage not in tasks:
+            tasks[stage] = bar.add_task(stage, total=total)
+        bar.update(tasks[stage], completed=done, total=total)
+
+    return progress
+
+
 def _report(rep: IngestReport, max_errors: int = 20) -> int:
     out.print(
         f"[green]{rep.source}[/]: read {rep.read:,}, inserted {rep.inserted:,}, updated {rep.updated:,}, "
@@ -224,14 +236,7 @@ def index_cmd() -> None:
     embedder = _embedder(settings)
     try:
         with _progress() as bar:
-            tasks: dict[str, int] = {}
-
-            def progress(stage: str, done: int, total: int) -> None:
-                if stage not in tasks:
-                    tasks[stage] = bar.add_task(stage, total=total)
-                bar.update(tasks[stage], completed=done, total=total)
-
-            indexes, rep = update_index(store, settings.index_dir, embedder, progress)
+            indexes, rep = update_index(store, settings.index_dir, embedder, _stages(bar))
     finally:
         store.close()
     out.print(
@@ -390,13 +395,7 @@ def eval_beir_cmd(
     settings = _settings()
     embedder = _embedder(settings)
     with _progress() as bar:
-        tasks: dict[str, int] = {}
-
-        def progress(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(stage, total=total)
-            bar.update(tasks[stage], completed=done, total=total)
-
+        progress = _stages(bar)
         res = run_beir(
             directory, embedder, split, FusionConfig(settings.fusion, settings.fusion_alpha, settings.fusion_depth),
             progress=progress, on_query=lambda d, t: progress("queries", d, t),
