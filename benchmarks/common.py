@@ -58,7 +58,7 @@ def median(xs: Sequence[float]) -> float:
 def latency_summary(ms: Sequence[float]) -> dict[str, float]:
     a = np.asarray(ms, dtype=float)
     return {
-        "n": int(len(a)),
+        "n": len(a),
         "p50": float(np.percentile(a, 50)),
         "p95": float(np.percentile(a, 95)),
         "p99": float(np.percentile(a, 99)),
@@ -137,21 +137,21 @@ def run_proc(
         hwm = 0.0
         while True:
             hwm = max(hwm, vm_hwm_mb(p.pid) or 0.0)
-            pid, status, ru = os.wait4(p.pid, os.WNOHANG)
+            pid, status, _ = os.wait4(p.pid, os.WNOHANG)
             if pid:
                 break
             now = time.perf_counter()
             if timeout is not None and now - t0 > timeout:
                 os.kill(p.pid, signal.SIGKILL)
                 killed = True
-                _, status, ru = os.wait4(p.pid, 0)
+                _, status, _ = os.wait4(p.pid, 0)
                 break
             if poll is not None and now >= next_poll:
                 next_poll = now + interval
                 if poll(now - t0):
                     os.kill(p.pid, signal.SIGKILL)
                     killed = True
-                    _, status, ru = os.wait4(p.pid, 0)
+                    _, status, _ = os.wait4(p.pid, 0)
                     break
             time.sleep(0.05)
         wall = time.perf_counter() - t0
@@ -172,8 +172,9 @@ def worker(*args: str, env: dict[str, str] | None = None, timeout: float | None 
 
 def git_commit() -> str | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "src"], cwd=ROOT, capture_output=True, text=True)
-        return out.stdout.strip() + ("+dirty-src" if dirty.stdout.strip() else "")
+        def git(*a: str) -> str:
+            return subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True, check=False).stdout.strip()
+
+        return git("rev-parse", "--short", "HEAD") + ("+dirty-src" if git("status", "--porcelain", "--", "src") else "")
     except OSError:
         return None

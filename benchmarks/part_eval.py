@@ -18,9 +18,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from rich.table import Table
-
 from common import WORK, console, data_path
+from rich.table import Table
 
 TARGET_HYBRID_NDCG10 = 0.72
 ALPHAS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
@@ -65,8 +64,7 @@ def _quick_subset(src: Path, dst: Path, n_queries: int = 100, n_docs: int = 1000
     chosen = [d for d in docs if d["_id"] in judged] + rng.sample(others, max(0, n_docs - len(judged)))
     (dst / "qrels").mkdir(parents=True)
     with open(dst / "corpus.jsonl", "w", encoding="utf-8") as f:
-        for d in chosen:
-            f.write(json.dumps(d) + "\n")
+        f.writelines(json.dumps(d) + "\n" for d in chosen)
     with open(src / "queries.jsonl", encoding="utf-8") as f, open(dst / "queries.jsonl", "w", encoding="utf-8") as g:
         for ln in f:
             if ln.strip() and json.loads(ln)["_id"] in set(qids):
@@ -128,10 +126,10 @@ def run(quick: bool, embedder) -> dict:
         lex = {q: v[:depth] for q, v in lists["lexical"].items()}
         den = {q: v[:depth] for q, v in lists["dense"].items()}
         sweep.append({"method": "rrf", "param": f"k={fusion.RRF_K}", "depth": depth,
-                      **score(lambda q: fusion.rrf([lex[q], den[q]]))})
+                      **score(lambda q, lex=lex, den=den: fusion.rrf([lex[q], den[q]]))})
         for a in ALPHAS:
             sweep.append({"method": "convex", "param": f"alpha={a}", "alpha": a, "depth": depth,
-                          **score(lambda q, a=a: fusion.convex(lex[q], den[q], a))})
+                          **score(lambda q, a=a, lex=lex, den=den: fusion.convex(lex[q], den[q], a))})
     single = {m: evaluate(ds.qrels, to_run(lists[m]), METRICS) for m in ("lexical", "dense")}
     # The offline fusion at the product's setting must reproduce run_beir's hybrid (same code, same lists).
     product = next(

@@ -15,15 +15,23 @@ import random
 import shutil
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-from rich.table import Table
-
 from common import (
-    CLI, WORK, BenchError, arxiv_cs_files, console, db_bytes, dir_bytes, mb, median, run_proc, worker,
+    CLI,
+    WORK,
+    BenchError,
+    arxiv_cs_files,
+    console,
+    db_bytes,
+    dir_bytes,
+    mb,
+    run_proc,
+    worker,
 )
+from rich.table import Table
 
 QUICK_PAPERS = 1200  # --quick indexes the first papers of the set only
 INCREMENTAL_N = 1000
@@ -125,7 +133,7 @@ def _build(home: Path, files: list[Path], embedder) -> dict:
 
     env = {"PAPERTIDE_HOME": str(home)}
     model = embedder.model_id
-    rec: dict = {"built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "model_id": model,
+    rec: dict = {"built_at": datetime.now(UTC).isoformat(timespec="seconds"), "model_id": model,
                  "home": str(home), "files": len(files)}
     ing = run_proc([CLI, "ingest", "file", *map(str, files)], env=env)
     if ing.returncode != 0:
@@ -239,12 +247,12 @@ def verify(quick: bool, embedder, rec: dict) -> dict:
         cos = (fresh * stored).sum(1) / (np.linalg.norm(fresh, axis=1) * np.linalg.norm(stored, axis=1))
         out = {
             "papers": n,
-            "embeddings": int(len(emb_id)),
-            "embeddings_unique": int(len(np.unique(emb_id))),
+            "embeddings": len(emb_id),
+            "embeddings_unique": len(np.unique(emb_id)),
             "embeddings_match_papers": bool(np.array_equal(np.unique(emb_id), paper_ids)),
             "missing_or_stale": missing,
             "vector_norm_min": float(norms.min()), "vector_norm_max": float(norms.max()),
-            "dense_count": len(dense), "dense_unique": int(len(np.unique(dense.ids))),
+            "dense_count": len(dense), "dense_unique": len(np.unique(dense.ids)),
             "lexical_count": len(indexes.lexical),
             "dense_cache_equals_store": cache_equal,
             "sample": len(sample), "sample_encode_s": t_fresh,

@@ -11,9 +11,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from rich.table import Table
-
 from common import WORK, BenchError, arxiv_cs_files, console, data_path, median, worker
+from rich.table import Table
 
 TARGET_PAPERS_PER_S = 20_000
 
@@ -49,9 +48,9 @@ def run(quick: bool) -> dict:
                         if Path(str(db) + s).exists():
                             shutil.move(str(db) + s, str(kept) + s)
                 _rm_db(db)
-            for name in base:
-                res, proc = worker(name, *fargs)
-                base[name].append(res)
+            for name, runs in base.items():
+                res, _ = worker(name, *fargs)
+                runs.append(res)
         # Re-ingest: every record unchanged, into the store the first run filled.
         for r in range(repeats):
             order = list(modes.items()) if r % 2 == 0 else list(reversed(modes.items()))

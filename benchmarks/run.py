@@ -18,7 +18,7 @@ import sys
 import time
 import traceback
 from dataclasses import asdict, is_dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -26,9 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from rich.table import Table  # noqa: E402
-
-from common import DATA, RESULTS, BenchError, console, data_path, git_commit  # noqa: E402
+from common import DATA, RESULTS, BenchError, console, data_path, git_commit
+from rich.table import Table
 
 PARTS = ("ingest", "embed", "index", "resume", "query", "eval")
 
@@ -67,7 +66,7 @@ def _meta(args: argparse.Namespace) -> dict:
         except PackageNotFoundError:
             versions[dist] = None
     return {
-        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "started": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": " ".join([".venv/bin/python benchmarks/run.py", *sys.argv[1:]]),
         "parts": args.parts, "quick": args.quick, "fresh": args.fresh,
         "machine": {"cpu": cpu, "cores": os.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
@@ -188,8 +187,7 @@ def _targets(r: dict) -> list[dict]:
         add("ingest", "bulk snapshot head imports", "all 200, 0 rejected", f"{k['inserted']} / {k['errors']} rejected",
             k["inserted"] == k["lines"] and k["errors"] == 0)
     if "embed" in r and "error" not in r["embed"]:
-        for t in r["embed"].get("targets_checked", []):
-            out.append(t)
+        out.extend(r["embed"].get("targets_checked", []))
     if "index" in r and "error" not in r["index"]:
         x = r["index"]
         add("index", "incremental +N papers: only new papers touched", "yes", str(x["incremental"]["incremental_only"]),
@@ -276,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     bench.results["seconds"]["total"] = time.perf_counter() - t_all
     targets = _targets(bench.results)
     bench.results["targets"] = targets
-    bench.results["meta"]["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    bench.results["meta"]["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
 
     t = Table(title="targets")
     for c in ("part", "what", "target", "value", "met"):

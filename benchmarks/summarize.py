@@ -114,7 +114,7 @@ def main(argv: list[str]) -> None:
         e = parts["eval"]
         fu = e["fusion"]
         w(f"### 6. eval ({e['dataset']} {e['split']}: {e['docs']:,} docs, {e['queries']:,} queries)\n{_src(origin, 'eval')}\n")
-        w(f"| ranker | nDCG@10 | Recall@100 |\n|---|---:|---:|")
+        w("| ranker | nDCG@10 | Recall@100 |\n|---|---:|---:|")
         for m, s in e["scores"].items():
             label = f"hybrid ({fu['method']}, alpha {fu['alpha']}, depth {fu['depth']})" if m == "hybrid" else m
             w(f"| {label} | {s['ndcg@10']:.4f} | {s['recall@100']:.4f} |")
