@@ -3,8 +3,9 @@
     .venv/bin/python benchmarks/bench_ann.py [--n N] [--queries 200] [--synthetic-rows 1000000] [--sweep]
 
 Vectors: the largest dense cache under benchmarks/work/**/index/dense/ (the 74,728-paper index that
-benchmarks/run.py builds) or the one given with `--cache`, read only; if there is none with at least 2,000 rows, the 2,000 papers of
-../shared/data/arxiv-cs/sample-2k.jsonl embedded with the product's Embedder. `--n` keeps the first N rows.
+benchmarks/run.py builds) or the one given with `--cache`, read only; if there is none with at least 2,000
+rows, the 2,000 papers of ../shared/data/arxiv-cs/sample-2k.jsonl embedded with the product's Embedder.
+`--n` keeps the first N rows.
 
 Queries, two sets of `--queries` each: (a) held-out paper vectors (removed from the indexed rows), perturbed
 with Gaussian noise (cosine ~0.98 to the original) and renormalised; (b) short real query strings (the first
@@ -13,10 +14,11 @@ with Gaussian noise (cosine ~0.98 to the original) and renormalised; (b) short r
 Reported: HNSW build time (the product's settings, via `DenseIndex.refresh` with ann_threshold=0, so it
 includes saving the graph) and the open time of the saved file (memory-mapped); recall@10 and recall@100 of
 `DenseIndex.search` (graph candidates rescored in float32) against exact search, and of the raw graph at
-several ef; the same for a float32 graph (and M=32, and twice the ef_add, with `--sweep`); p50/p95 latency of exact vs HNSW,
-unfiltered and with random masks (20%: over-fetch path; 2%: exact over the allowed rows), interleaved
-query by query after a warm-up. Then exact search on a SYNTHETIC matrix of `--synthetic-rows` perturbed
-copies of the real vectors, timed and projected linearly to arXiv's 2.7M rows (`--synthetic-rows 0` skips).
+several ef; the same for a float32 graph (and M=32, and twice the ef_add, with `--sweep`); p50/p95
+latency of exact vs HNSW, unfiltered and with random masks (20%: over-fetch path; 2%: exact over the
+allowed rows), interleaved query by query after a warm-up. Then exact search on a SYNTHETIC matrix of
+`--synthetic-rows` perturbed copies of the real vectors, timed and projected linearly to arXiv's 2.7M rows
+(`--synthetic-rows 0` skips).
 
 Prints rich tables; writes everything to benchmarks/results/ann-latest.json. The machine is shared and
 noisy: latencies are medians over interleaved queries, with the load average recorded. Exact search is
@@ -61,6 +63,7 @@ from rich.console import Console
 from rich.table import Table
 
 from papertide.index import ann
+from papertide.index import dense as dense_mod
 from papertide.index.dense import DenseIndex
 
 console = Console(width=None if sys.stdout.isatty() else 150)
@@ -112,7 +115,7 @@ def load_vectors(n: int | None, cache: Path | None = None) -> tuple[np.ndarray, 
 
     papers = [p for p in read_jsonl(SAMPLE) if isinstance(p, Paper)][: n or None]
     emb = Embedder()
-    console.print(f"[dim]no dense cache of >= {MIN_CACHE_ROWS:,} rows under {WORK}: embedding {len(papers):,} papers[/]")
+    console.print(f"[dim]no dense cache of >= {MIN_CACHE_ROWS:,} rows in {WORK}: embedding {len(papers):,} papers[/]")
     vecs = emb.encode([embed_text(p.title, p.abstract) for p in papers]).astype(np.float32)
     return np.arange(1, len(papers) + 1, dtype=np.int64), vecs, emb.model_id, f"{SAMPLE.name}, embedded now"
 
@@ -205,7 +208,7 @@ def bench_real(ids, vecs, model, n_queries: int, text: bool, sweep: bool) -> dic
         dense = DenseIndex(Path(tmp) / "dense", base.shape[1], model, ann_threshold=0)
         load0 = os.getloadavg()[0]
         t0 = time.perf_counter()
-        dense.refresh(store)  # writes the cache, builds the graph (all cores) and saves it
+        dense.refresh(store)  # writes the cache, builds the graph and saves it
         out["build_s"] = time.perf_counter() - t0
         out["graph_bytes"] = (Path(tmp) / "dense" / ann.FILE).stat().st_size
         t0 = time.perf_counter()
@@ -216,18 +219,19 @@ def bench_real(ids, vecs, model, n_queries: int, text: bool, sweep: bool) -> dic
         assert reopened.ann is not None and reopened.ann.view
         del reopened
 
-        # recall of the product path (candidates max(k, ef) rescored in float32)
+        # recall of the product path (the graph's best candidates rescored in float32)
         rec: dict[str, float] = {}
         for qname, (qs, t10, t100) in qsets.items():
-            rec[f"{qname} @10"] = float(np.mean([recall([d for d, _ in dense.search(q, 10)], t) for q, t in zip(qs, t10, strict=True)]))
-            rec[f"{qname} @100"] = float(np.mean([recall([d for d, _ in dense.search(q, 100)], t) for q, t in zip(qs, t100, strict=True)]))
+            for k, truth in ((10, t10), (100, t100)):
+                got = [[d for d, _ in dense.search(q, k)] for q in qs]
+                rec[f"{qname} @{k}"] = float(np.mean([recall(g, t) for g, t in zip(got, truth, strict=True)]))
         out["recall_product"] = rec
-        efs = [64, 128, 256, 512, 1024]
+        efs = [128, 256, 512, 1024, 2048]
         graph = dense.ann
         assert graph is not None
         configs = {f"{ann.DTYPE} M={ann.CONNECTIVITY}": graph_recall(graph, base_ids, base_ids, qsets, efs)}
         builds = {f"{ann.DTYPE} M={ann.CONNECTIVITY}": out["build_s"]}
-        # the alternatives, built the same way (add with all cores) but not saved
+        # the alternatives, built the same way (same insert threads) but not saved
         alts = [("f32", ann.CONNECTIVITY, ann.EXPANSION_ADD)]
         if sweep:
             alts += [("f16", 32, ann.EXPANSION_ADD), ("f16", ann.CONNECTIVITY, 2 * ann.EXPANSION_ADD)]
@@ -236,7 +240,7 @@ def bench_real(ids, vecs, model, n_queries: int, text: bool, sweep: bool) -> dic
         for dtype, m, ef_add in alts:
             idx = Index(ndim=base.shape[1], metric="ip", dtype=dtype, connectivity=m, expansion_add=ef_add)
             t0 = time.perf_counter()
-            idx.add(np.arange(len(base), dtype=np.uint64), base, threads=0)
+            idx.add(np.arange(len(base), dtype=np.uint64), base, threads=ann.ADD_THREADS)
             name = f"{dtype} M={m}" + ("" if ef_add == ann.EXPANSION_ADD else f" ef_add={ef_add}")
             builds[name] = time.perf_counter() - t0
             alt = ann.HnswIndex(idx, ann.AnnState(model, base.shape[1], len(base), 1, ""))
@@ -308,17 +312,22 @@ def bench_synthetic(vecs: np.ndarray, rows: int, n_queries: int) -> dict:
 # -- report -----------------------------------------------------------------------------------------
 def report(res: dict) -> None:
     r = res["real"]
-    console.print(f"[bold]HNSW vs exact[/] on {r['rows']:,} real vectors ({res['source']}); "
-                  f"queries: {r['queries']}; load avg {r['load_avg'][0]:.1f}-{r['load_avg'][1]:.1f} on {os.cpu_count()} cores")
-    t = Table(title="build (all cores)")
+    load = f"{r['load_avg'][0]:.1f}-{r['load_avg'][1]:.1f}"
+    console.print(
+        f"[bold]HNSW vs exact[/] on {r['rows']:,} real vectors ({res['source']}); "
+        f"queries: {r['queries']}; load avg {load} on {os.cpu_count()} cores"
+    )
+    t = Table(title=f"build ({ann.ADD_THREADS} insert thread(s))")
     for c in ("config", "build s", "note"):
         t.add_column(c)
     for name, s in r["build_s_by_config"].items():
-        note = "product: DenseIndex.refresh, incl. saving" if name == f"{ann.DTYPE} M={ann.CONNECTIVITY}" else "usearch add only"
+        product = name == f"{ann.DTYPE} M={ann.CONNECTIVITY}"
+        note = "product: DenseIndex.refresh, incl. saving" if product else "usearch add only"
         t.add_row(name, f"{s:.2f}", note)
-    t.add_row("open saved graph", f"{r['open_s']['graph (mmap)']:.3f}", f"memory-mapped; {r['graph_bytes'] / 1e6:.0f} MB on disk")
+    mapped = f"memory-mapped; {r['graph_bytes'] / 1e6:.0f} MB on disk"
+    t.add_row("open saved graph", f"{r['open_s']['graph (mmap)']:.3f}", mapped)
     console.print(t)
-    t = Table(title=f"recall vs exact: DenseIndex.search (max(k, ef={ann.EXPANSION_SEARCH}) candidates, rescored f32)")
+    t = Table(title=f"recall vs exact: DenseIndex.search (ef={ann.EXPANSION_SEARCH}, 2k candidates rescored in f32)")
     t.add_column("queries")
     t.add_column("recall")
     for k, v in r["recall_product"].items():
@@ -364,8 +373,11 @@ def main() -> int:
     ids, vecs, model, source = load_vectors(a.n, a.cache)
     res: dict = {
         "source": source,
-        "settings": {"dtype": ann.DTYPE, "M": ann.CONNECTIVITY, "ef_add": ann.EXPANSION_ADD,
-                     "ef_search": ann.EXPANSION_SEARCH},
+        "settings": {
+            "dtype": ann.DTYPE, "M": ann.CONNECTIVITY, "ef_add": ann.EXPANSION_ADD,
+            "ef_search": ann.EXPANSION_SEARCH, "add_threads": ann.ADD_THREADS, "rescored": dense_mod.RESCORED,
+            "overfetch": dense_mod.OVERFETCH, "graph_to_exact_cost": dense_mod.GRAPH_TO_EXACT_COST,
+        },
         "machine": {
             "cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
             "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS"),

@@ -6,8 +6,9 @@ and resumed). This index is a cache of them: `vectors.f32` and `ids.i64` grow by
 cache has caught up. A crash between the two leaves extra rows that the next refresh ignores and
 overwrites, so refreshing always converges. Search is an exact inner product (the vectors are
 normalised, so it is cosine): at 75k x 384 one matrix-vector product takes a few milliseconds.
-From `ann_threshold` rows on (all of arXiv is 2.7M rows: ~0.4 s a query exact on 2 cores), search goes
-through an HNSW graph over the same rows (`ann.py`), kept in step by `refresh`, candidates rescored exactly.
+From `ann_threshold` rows on (all of arXiv is 2.7M rows: 0.2-0.5 s a query exact on 2 cores), search
+goes through an HNSW graph over the same rows (`ann.py`), kept in step by `refresh`; its candidates are
+rescored exactly.
 """
 
 from __future__ import annotations
@@ -23,9 +24,10 @@ from papertide.index.lexical import day_number
 from papertide.models import SearchFilters
 from papertide.store.base import DocMeta, Store
 
-# Below this many rows search is exact: no graph to build or keep. Exact search reads every vector: ~3 ms
-# at 75k x 384 on an idle 2-core machine, ~150 ms at 1M (synthetic) on a busy one, so ~10-40 ms at 250k;
-# the graph answers in ~2 ms at ef=512 on 24k real rows, growing with log(rows) (bench_ann.py).
+# Below this many rows search is exact: no graph to build or keep. Exact search reads every vector: ~5 ms
+# at 75k x 384 on this 2-core machine, 70 ms at 1M (synthetic rows; 150-200 ms when the machine is busy),
+# so ~17 ms at 250k and ~190 ms at 2.7M; the graph answers in ~5 ms at 75k real rows (ef=1024), growing
+# with log(rows) (bench_ann.py).
 ANN_THRESHOLD = 250_000
 # With a filter, the graph is asked for OVERFETCH times as many candidates as should hold k allowed ones
 # (k * rows / allowed) and the disallowed ones are dropped; if fewer than k survive (a filter correlated
@@ -33,12 +35,16 @@ ANN_THRESHOLD = 250_000
 OVERFETCH = 2
 OVERFETCH_GROWTH = 4
 OVERFETCH_ROUNDS = 2
+# Unfiltered, the graph's RESCORED * k best candidates (by its float16 distances) are rescored in float32:
+# the margin lets a near tie at the k-th place go the exact way. Asking for all ef candidates the beam
+# holds would cost ~1 ms more at ef=1024 (copying and rescoring them) for no recall.
+RESCORED = 2
 # A selective filter is searched exactly over just the allowed rows instead: a gather and a product cost
-# ~1 us a row (1M synthetic rows), the graph ~1.3 us a candidate on 24k real rows and more on a bigger
-# graph (bench_ann.py), taken as 2x: exact wins while allowed < sqrt(2 * OVERFETCH * k * rows), for
-# k = 100 under 4% of the rows at 250k, 1.2% at 2.7M. Its results are exact, and its cost does not grow
-# as the filter gets more selective, where over-fetching's does.
-GRAPH_TO_EXACT_COST = 2.0
+# 0.2-0.5 us a row, the graph 2.5-4 us a candidate of its beam (bench_ann.py's rows, 74.5k real ones):
+# exact wins while allowed < sqrt(8 * OVERFETCH * k * rows), for k = 100 under 8% of the rows at 250k
+# and 2.4% at 2.7M (~30 ms either way there). Its results are exact, and its cost falls as the filter
+# gets more selective, where over-fetching's grows.
+GRAPH_TO_EXACT_COST = 8.0
 
 
 def prefer_exact(n_allowed: int, k: int, n_rows: int) -> bool:
@@ -186,7 +192,7 @@ class DenseIndex:
             self._ann = catch_up(self._ann, self.path, self.model, self.vectors, self.ids, self.seq, None)
         graph = self._ann
         if allowed is None:
-            return self._top_of_rows(graph.search(q, max(k, EXPANSION_SEARCH)), q, k)
+            return self._top_of_rows(graph.search(q, RESCORED * k), q, k)
         n_allowed = int(np.count_nonzero(allowed))
         k = min(k, n_allowed)
         if k == 0:
@@ -194,7 +200,7 @@ class DenseIndex:
         if not prefer_exact(n_allowed, k, len(self)):
             fetch = int(OVERFETCH * k * len(self) / n_allowed)
             for _ in range(OVERFETCH_ROUNDS):
-                rows = graph.search(q, max(fetch, EXPANSION_SEARCH))
+                rows = graph.search(q, max(fetch, EXPANSION_SEARCH))  # the whole beam: more chances
                 rows = rows[allowed[rows]]
                 if len(rows) >= k or fetch >= len(self):
                     return self._top_of_rows(rows, q, k)
