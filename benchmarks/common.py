@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import signal
 import subprocess
 import sys
@@ -31,6 +32,17 @@ console = Console(width=None if sys.stdout.isatty() else 150)
 
 class BenchError(Exception):
     """The benchmark cannot run (missing data, a failed step); printed as one line."""
+
+
+def cpu_model() -> str:
+    """The CPU's model name, as /proc/cpuinfo gives it (platform.processor() elsewhere)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
 
 
 def data_path(*parts: str) -> Path:

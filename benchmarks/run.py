@@ -48,15 +48,9 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
 def _meta(args: argparse.Namespace) -> dict:
     import numpy
     import psutil
+    from common import cpu_model
 
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     versions = {"python": platform.python_version(), "numpy": numpy.__version__}
     from importlib.metadata import PackageNotFoundError, version
 
