@@ -33,6 +33,8 @@ ingest_app = typer.Typer(help="Bring papers into the store from a source.", no_a
 eval_app = typer.Typer(help="Measure retrieval quality on standard collections.", no_args_is_help=True)
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(eval_app, name="eval")
+user_app = typer.Typer(help="Manage site accounts.", no_args_is_help=True)
+app.add_typer(user_app, name="user")
 
 out = Console()
 err = Console(stderr=True)
@@ -436,6 +438,55 @@ def _paper_json(p) -> dict:
 
 def _iso(d: date | None) -> str | None:
     return d.isoformat() if d else None
+
+
+@app.command("serve")
+def serve_cmd(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+) -> None:
+    """Serve the site: trending feed, paper pages, search, accounts, the JSON API and feeds."""
+    import uvicorn
+
+    settings = _settings()
+    _store(settings).close()  # fail early, with a clear message, on a bad database
+    err.print(f"[bold]{settings.site_name}[/] on http://{host}:{port}  (data: {settings.home})")
+    uvicorn.run("papertide.web.app:create_app", factory=True, host=host, port=port, workers=workers,
+                log_level=log_level)
+
+
+@user_app.command("create")
+def user_create_cmd(
+    email: Annotated[str, typer.Argument(help="E-mail address (the sign-in name).")],
+    name: Annotated[str, typer.Option(help="Name shown on the site.")] = "",
+    admin: Annotated[bool, typer.Option("--admin", help="Make the account an administrator.")] = False,
+    password: Annotated[Optional[str], typer.Option(
+        help="Password (default: asked for, or read from PAPERTIDE_NEW_PASSWORD).", envvar="PAPERTIDE_NEW_PASSWORD",
+    )] = None,
+) -> None:
+    """Create an account (use --admin for a moderator), or make an existing account an administrator."""
+    from papertide.web.security import hash_password, password_problem
+
+    store = _store()
+    try:
+        existing = store.get_user_by_email(email)
+        if existing is not None:
+            if admin and not existing.is_admin:
+                store.set_admin(existing.id, True)
+                out.print(f"{existing.email} is now an administrator")
+                return
+            raise UserError(f"an account for {existing.email} already exists")
+        if password is None:
+            password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+        problem = password_problem(password)
+        if problem:
+            raise UserError(problem)
+        user = store.create_user(email, name or email.split("@")[0], hash_password(password), is_admin=admin)
+        out.print(f"created {'administrator' if admin else 'account'} {user.email} (id {user.id})")
+    finally:
+        store.close()
 
 
 def main() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
 
 from pydantic import Field
@@ -30,6 +31,33 @@ class Settings(BaseSettings):
     fusion_depth: int = Field(default=100, description="Candidates taken from each ranker before fusion.")
     harvest_interval: float = Field(default=3.0, description="Seconds between requests to arXiv (their policy).")
     contact_email: str = Field(default="", description="Contact address sent in the User-Agent to arXiv.")
+    arxiv_api_url: str = Field(
+        default="https://export.arxiv.org/api/query", description="arXiv API used to fetch submitted papers."
+    )
+
+    # -- the site ------------------------------------------------------------------------------------
+    base_url: str = Field(
+        default="http://127.0.0.1:8000", description="Public address of the site, used in e-mail links and feeds."
+    )
+    site_name: str = Field(default="papertide", description="Name shown in the header, feeds and e-mails.")
+    secret_key: str | None = Field(
+        default=None,
+        description="Signs sessions and e-mail links. Default: a random key created once in <home>/secret_key.",
+    )
+    page_size: int = Field(default=30, description="Papers per feed or search page.")
+    login_rate: str = Field(default="10/300", description="Sign-in attempts allowed per address and IP: hits/seconds.")
+    signup_rate: str = Field(default="5/3600", description="Sign-ups allowed per IP: hits/seconds.")
+    vote_rate: str = Field(default="60/60", description="Votes allowed per user: hits/seconds.")
+    submit_rate: str = Field(default="20/3600", description="Paper submissions allowed per user: hits/seconds.")
+    reset_rate: str = Field(default="5/3600", description="Password-reset e-mails allowed per address: hits/seconds.")
+
+    # -- e-mail --------------------------------------------------------------------------------------
+    smtp_host: str = Field(default="localhost", description="SMTP server for password resets and digests.")
+    smtp_port: int = Field(default=25, description="SMTP port (587 for STARTTLS, 465 for implicit TLS).")
+    smtp_security: str = Field(default="none", description="none, starttls or tls.")
+    smtp_user: str | None = Field(default=None, description="SMTP user name, if the server wants one.")
+    smtp_password: str | None = Field(default=None, description="SMTP password.")
+    mail_from: str = Field(default="papertide <papertide@localhost>", description="From: address of e-mails.")
 
     @property
     def db_url(self) -> str:
@@ -38,3 +66,21 @@ class Settings(BaseSettings):
     @property
     def index_dir(self) -> Path:
         return self.home / "index"
+
+    def signing_key(self) -> str:
+        """The configured secret key, or one made at random on first use and kept in <home>/secret_key."""
+        if self.secret_key:
+            return self.secret_key
+        path = self.home / "secret_key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_urlsafe(48))
+        return path.read_text().strip()
+
+
+def parse_rate(rate: str) -> tuple[int, int]:
+    """'10/300' -> (10 hits, per 300 seconds)."""
+    hits, _, seconds = rate.partition("/")
+    return int(hits), int(seconds or 60)

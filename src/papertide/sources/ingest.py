@@ -17,6 +17,7 @@ from papertide.models import IngestReport, Paper, RecordError
 from papertide.sources import SourceError
 from papertide.sources.bulk import read_jsonl
 from papertide.store.base import Store, chunked
+from papertide.store.sqlite import PreparedPapers, SqliteStore, prepare_papers
 
 Progress = Callable[[int, int], None]  # (done, total) in the unit the caller was told (bytes or records)
 
@@ -57,17 +58,27 @@ def ingest_files(
     if parallel is None:
         parallel = total >= _PARALLEL_MIN_BYTES and (os.cpu_count() or 1) > 1
     report = IngestReport(source=source or ", ".join(p.name for p in paths[:3]) + (" ..." if len(paths) > 3 else ""))
-    chunks = _chunks_in_process(paths, source, batch) if parallel else _all_chunks(paths, source, batch)
-    for items, pos in chunks:
-        part = ingest_items(store, items, report.source, batch=len(items) or 1)
-        report.read += part.read
-        report.inserted += part.inserted
-        report.updated += part.updated
-        report.unchanged += part.unchanged
-        report.errors.extend(part.errors)
+    if parallel:
+        # The SQLite store takes rows hashed and flattened by the parser process: this one only runs SQL.
+        prepare = prepare_papers if isinstance(store, SqliteStore) else None
+        chunks = _chunks_in_process(paths, source, batch, prepare)
+    else:
+        chunks = (_split(chunk) + (pos,) for chunk, pos in _all_chunks(paths, source, batch))
+    for papers, errors, pos in chunks:
+        res = store.upsert_papers(papers)  # type: ignore[arg-type]  # PreparedPapers only for a SqliteStore
+        report.read += papers.records if isinstance(papers, PreparedPapers) else len(papers)
+        report.inserted += res.inserted
+        report.updated += res.updated
+        report.unchanged += res.unchanged
+        report.errors.extend(errors)
         if progress:
             progress(pos, total)
     return report
+
+
+def _split(chunk: list[Paper | RecordError]) -> tuple[list[Paper], list[RecordError]]:
+    papers = [x for x in chunk if isinstance(x, Paper)]
+    return papers, [x for x in chunk if isinstance(x, RecordError)] if len(papers) < len(chunk) else []
 
 
 def _all_chunks(paths: list[Path], source: str | None, batch: int):
@@ -89,13 +100,16 @@ def _parsed_chunks(path: Path, source: str | None, batch: int):
     yield [], size
 
 
-def _chunks_in_process(paths: list[Path], source: str | None, batch: int):
+Prepare = Callable[[list[Paper]], PreparedPapers]
+
+
+def _chunks_in_process(paths: list[Path], source: str | None, batch: int, prepare: Prepare | None):
     ctx = mp.get_context("spawn")  # fork is unsafe once torch/tantivy threads exist in this process
     # A one-way pipe, not a multiprocessing.Queue: the child holds the only write end, so if it dies (even
     # half way through a message) this side reads EOF instead of waiting for ever; and a full pipe blocks
     # the child, so at most one parsed batch waits in memory.
     recv, send = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_reader, args=([str(p) for p in paths], source, batch, send), daemon=True)
+    proc = ctx.Process(target=_reader, args=([str(p) for p in paths], source, batch, prepare, send), daemon=True)
     proc.start()
     send.close()
     try:
@@ -118,10 +132,12 @@ def _chunks_in_process(paths: list[Path], source: str | None, batch: int):
             proc.join()
 
 
-def _reader(paths: list[str], source: str | None, batch: int, conn) -> None:
+def _reader(paths: list[str], source: str | None, batch: int, prepare: Prepare | None, conn) -> None:
+    """The parser process: sends (papers or their prepared rows, record errors, bytes done) per batch."""
     try:
-        for msg in _all_chunks([Path(p) for p in paths], source, batch):
-            conn.send(msg)
+        for chunk, pos in _all_chunks([Path(p) for p in paths], source, batch):
+            papers, errors = _split(chunk)
+            conn.send((prepare(papers) if prepare else papers, errors, pos))
         conn.send(None)
     except (BrokenPipeError, ConnectionResetError):
         return  # the importing process is gone (killed or stopped): nobody will read the rest

@@ -6,9 +6,9 @@ details stay inside each backend; callers see typed data only.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from hashlib import blake2b
 from typing import Protocol
 
 import numpy as np
@@ -94,21 +94,25 @@ class Store(Protocol):
 
 
 def content_hash(p: Paper) -> str:
-    """Hash of everything an upsert would write, so re-ingesting an identical record is a no-op."""
-    versions = ";".join(f"{v.version},{v.created},{v.size}" for v in p.versions)
-    payload = "\x1f".join(
-        str(x)
-        for x in (
-            p.version, p.title, p.abstract, "\x1e".join(p.authors), " ".join(p.categories), p.submitted,
-            p.updated, p.listed, p.comments, p.journal_ref, p.doi, " ".join(p.code_urls), p.submitter,
-            p.license, versions,
-        )
+    """Hash of everything an upsert would write, so re-ingesting an identical record is a no-op.
+
+    Stored hashes depend on the exact payload (each field's str(), "None" when missing, joined by
+    unit separators): changing it makes the next re-ingest rewrite every paper. One f-string, because
+    bulk ingest hashes every record.
+    """
+    us = "\x1f"
+    versions = ";".join([f"{v.version},{v.created},{v.size}" for v in p.versions]) if p.versions else ""
+    authors = "\x1e".join(p.authors)
+    payload = (
+        f"{p.version}{us}{p.title}{us}{p.abstract}{us}{authors}{us}{' '.join(p.categories)}{us}{p.submitted}{us}"
+        f"{p.updated}{us}{p.listed}{us}{p.comments}{us}{p.journal_ref}{us}{p.doi}{us}{' '.join(p.code_urls)}{us}"
+        f"{p.submitter}{us}{p.license}{us}{versions}"
     )
-    return hashlib.blake2b(payload.encode(), digest_size=10).hexdigest()
+    return blake2b(payload.encode(), digest_size=10).hexdigest()
 
 
 def text_hash(title: str, abstract: str) -> str:
-    return hashlib.blake2b(f"{title}\x00{abstract}".encode(), digest_size=10).hexdigest()
+    return blake2b(f"{title}\x00{abstract}".encode(), digest_size=10).hexdigest()
 
 
 def embed_text(title: str, abstract: str) -> str:

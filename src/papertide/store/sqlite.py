@@ -6,13 +6,16 @@ import json
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import date
 from importlib import resources
+from json.encoder import encode_basestring as _json_str
 from pathlib import Path
 
 import numpy as np
 
 from papertide.models import Paper, Version
+from papertide.store.community import CommunityMixin
 from papertide.store.base import (
     DocMeta,
     StoreError,
@@ -44,7 +47,7 @@ def migrations() -> list[tuple[int, str]]:
     return sorted(out)
 
 
-class SqliteStore:
+class SqliteStore(CommunityMixin):
     """The embedded default store. One connection, serialised by a lock; safe to share across threads."""
 
     def __init__(self, path: str | Path):
@@ -95,64 +98,65 @@ class SqliteStore:
             self._db.close()
 
     # -- papers -------------------------------------------------------------------------------------
-    def upsert_papers(self, papers: Sequence[Paper]) -> UpsertResult:
+    def upsert_papers(self, papers: Sequence[Paper] | PreparedPapers) -> UpsertResult:
         """Insert new papers, update ones that changed, leave identical ones alone - in one transaction.
 
         A record of an older version than the stored one only adds to the version history. Records
         from Hugging Face daily papers carry partial metadata: for a paper already known they only
-        update the community signals.
+        update the community signals. `papers` may come already turned into rows by `prepare_papers`
+        (the bulk importer does that in its parser process, so that this one only runs SQL).
         """
-        res = UpsertResult()
-        if not papers:
+        batch = papers if isinstance(papers, PreparedPapers) else prepare_papers(papers)
+        rows = batch.rows
+        res = UpsertResult(unchanged=batch.records - len(rows))  # repeats of an id within the batch
+        if not rows:
             return res
-        # The last record for an id wins within one batch (a snapshot can repeat ids).
-        by_id: dict[str, Paper] = {}
-        for p in papers:
-            prev = by_id.get(p.arxiv_id)
-            if prev is None or p.version >= prev.version:
-                by_id[p.arxiv_id] = p
-        res.unchanged += len(papers) - len(by_id)
         with self._lock, self._tx():
-            existing = self._existing(list(by_id))
-            seq = self._next_seq()
-            inserts, updates, versions, sources, signals = [], [], [], [], []
-            for aid, p in by_id.items():
-                h = content_hash(p)
-                row = existing.get(aid)
-                if row is None:
-                    inserts.append(_paper_row(p, h, seq))
-                    res.inserted += 1
-                    continue
-                doc_id, stored_version, stored_hash, stored_source = row
-                if p.hf_upvotes is not None or p.featured_on is not None:
-                    signals.append((p.hf_upvotes, _iso(p.featured_on), doc_id))
-                sources.append((doc_id, p.source))
-                partial = p.source == "hf-daily" and stored_source != "hf-daily"
-                if partial or p.version < stored_version or h == stored_hash:
-                    res.unchanged += 1
-                    if p.version < stored_version:
-                        versions.extend((doc_id, v.version, v.created, v.size) for v in p.versions)
-                    continue
-                updates.append(_paper_row(p, h, seq)[1:] + (doc_id,))
-                versions.extend((doc_id, v.version, v.created, v.size) for v in p.versions)
-                res.updated += 1
             db = self._db
+            existing = self._existing([r[0] for r in rows])
+            seq = self._next_seq()
+            first = (db.execute("SELECT max(id) FROM papers").fetchone()[0] or 0) + 1
+            # The row id of each row of the batch whose versions are to be written (None: leave them).
+            doc_ids: list[int | None] | range
+            sources: list[tuple[int, str]] = []
+            signals: list[tuple[int | None, str | None, int]] = []
+            if not existing:  # a batch of new papers (a fresh import): no Python loop over the rows
+                inserts, doc_ids = rows, range(first, first + len(rows))
+            else:
+                inserts, updates, doc_ids = [], [], []
+                for row in rows:
+                    known = existing.get(row[0])
+                    if known is None:
+                        doc_ids.append(first + len(inserts))
+                        inserts.append(row)
+                        continue
+                    doc_id, stored_version, stored_hash, stored_source = known
+                    version, source, upvotes, featured = row[1], row[17], row[18], row[19]
+                    if upvotes is not None or featured is not None:
+                        signals.append((upvotes, featured, doc_id))
+                    sources.append((doc_id, source))
+                    partial = source == "hf-daily" and stored_source != "hf-daily"
+                    if partial or version < stored_version or row[20] == stored_hash:
+                        res.unchanged += 1
+                        doc_ids.append(doc_id if version < stored_version else None)
+                        continue
+                    updates.append((*row[1:], seq, doc_id))
+                    doc_ids.append(doc_id)
+                    res.updated += 1
+                if updates:
+                    sets = ", ".join(_SET.get(c.strip(), f"{c.strip()} = ?") for c in _PAPER_COLS.split(",")[1:])
+                    db.executemany(f"UPDATE papers SET {sets} WHERE id = ?", updates)
             if inserts:
-                # Ids are given explicitly (after the largest so far): this transaction holds the write
-                # lock, and knowing them saves reading the new rows back.
-                first = (db.execute("SELECT max(id) FROM papers").fetchone()[0] or 0) + 1
+                # SQLite gives a row without an id the largest id so far + 1 (this transaction holds the
+                # write lock): the new rows get first, first + 1, ... in order, with no Python per row.
                 db.executemany(
-                    f"INSERT INTO papers (id, {_PAPER_COLS}) VALUES ({','.join('?' * (_N_COLS + 1))})",
-                    [(first + i, *row) for i, row in enumerate(inserts)],
+                    f"INSERT INTO papers ({_PAPER_COLS}) VALUES ({','.join('?' * (_N_COLS - 1))}, {int(seq)})",
+                    inserts,
                 )
-                for i, row in enumerate(inserts):
-                    p = by_id[row[0]]
-                    versions.extend((first + i, v.version, v.created, v.size) for v in p.versions)
-                    sources.append((first + i, p.source))
-            if updates:
-                sets = ", ".join(_SET.get(c.strip(), f"{c.strip()} = ?") for c in _PAPER_COLS.split(",")[1:])
-                db.executemany(f"UPDATE papers SET {sets} WHERE id = ?", updates)
-            if versions:
+                db.execute("INSERT INTO paper_sources SELECT id, source FROM papers WHERE id >= ?", (first,))
+                res.inserted += len(inserts)
+            if batch.versions:
+                versions = [(doc_ids[i], v, c, z) for i, v, c, z in batch.versions if doc_ids[i] is not None]
                 # A version's date, once known, is kept; a later record may fill a missing one.
                 db.executemany(
                     "INSERT INTO paper_versions (paper_id, version, created, size) VALUES (?,?,?,?) "
@@ -375,13 +379,47 @@ def _iso(d: date | None) -> str | None:
     return d.isoformat() if d else None
 
 
-def _paper_row(p: Paper, h: str, seq: int) -> tuple:
+@dataclass(slots=True)
+class PreparedPapers:
+    """A batch of papers as the rows `upsert_papers` writes: plain tuples, cheap to send to another process.
+
+    `rows` are `_paper_row`s (every column but seq), one per arXiv id: the last record of an id wins, as
+    in a snapshot that repeats ids. `versions` are (index into rows, version, created, size).
+    """
+
+    rows: list[tuple]
+    versions: list[tuple[int, int, str | None, str | None]]
+    records: int  # records in the batch, repeats included
+
+
+def prepare_papers(papers: Sequence[Paper]) -> PreparedPapers:
+    """Hash and flatten papers for `upsert_papers`; pure, so it can run in a parser process."""
+    by_id: dict[str, Paper] = {}
+    for p in papers:
+        prev = by_id.get(p.arxiv_id)
+        if prev is None or p.version >= prev.version:
+            by_id[p.arxiv_id] = p
+    rows = [_paper_row(p) for p in by_id.values()]
+    versions = [(i, v.version, v.created, v.size) for i, p in enumerate(by_id.values()) if p.versions
+                for v in p.versions]
+    return PreparedPapers(rows, versions, len(papers))
+
+
+def _json_strs(xs: list[str]) -> str:
+    """`json.dumps(xs, ensure_ascii=False)` for a list of strings, without building an encoder per call."""
+    return "[" + ", ".join(map(_json_str, xs)) + "]" if xs else "[]"
+
+
+def _paper_row(p: Paper) -> tuple:
+    """The columns of _PAPER_COLS but seq (given at write time), with the content and text hashes."""
     return (
-        p.arxiv_id, p.version, p.title, p.abstract, json.dumps(p.authors, ensure_ascii=False),
-        " ".join(p.categories), p.primary_category, _iso(p.submitted), _iso(p.updated), _iso(p.listed),
+        p.arxiv_id, p.version, p.title, p.abstract, _json_strs(p.authors),
+        " ".join(p.categories), p.categories[0] if p.categories else None,
+        p.submitted.isoformat() if p.submitted else None, p.updated.isoformat() if p.updated else None,
+        p.listed.isoformat() if p.listed else None,
         p.comments, p.journal_ref, p.doi, p.submitter, p.license,
-        json.dumps(p.code_urls, ensure_ascii=False) if p.code_urls else "[]",
-        int(bool(p.code_urls)), p.source, p.hf_upvotes, _iso(p.featured_on), h, text_hash(p.title, p.abstract), seq,
+        _json_strs(p.code_urls), 1 if p.code_urls else 0, p.source, p.hf_upvotes, _iso(p.featured_on),
+        content_hash(p), text_hash(p.title, p.abstract),
     )
 
 

@@ -1,0 +1,1 @@
+"""E-mail: composing messages and delivering them over SMTP."""

@@ -1,0 +1,5 @@
+"""JSON API under /api/."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

@@ -1,0 +1,124 @@
+"""The site's application factory: `create_app(settings)` wires services, routes, templates and errors."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+from datetime import date
+from importlib import resources
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.sessions import SessionMiddleware
+
+from papertide.config import Settings
+from papertide.web.security import Unauthorized, WebError
+from papertide.web.services import Services, build_services
+
+log = logging.getLogger(__name__)
+WEB_DIR = Path(str(resources.files("papertide.web")))
+SESSION_MAX_AGE = 30 * 24 * 3600
+
+
+def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
+    """The site. Pass `services` to share a store and engine (tests); otherwise they open at startup."""
+    settings = settings or (services.settings if services else Settings())
+    own = services is None
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        if app.state.services is None:
+            app.state.services = build_services(settings)
+        yield
+        if own and app.state.services is not None:
+            app.state.services.close()
+            app.state.services = None
+
+    app = FastAPI(
+        title=f"{settings.site_name} API", version="1", lifespan=lifespan,
+        description="Trending papers, search and similar papers. Write calls take `Authorization: Bearer <token>`.",
+        docs_url="/api/docs", redoc_url=None, openapi_url="/api/openapi.json",
+    )
+    app.state.services = services
+    app.state.templates = _templates(settings)
+    app.add_middleware(
+        SessionMiddleware, secret_key=settings.signing_key(), session_cookie="papertide_session",
+        max_age=SESSION_MAX_AGE, same_site="lax", https_only=settings.base_url.startswith("https://"),
+    )
+
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next):
+        response = await call_next(request)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; "
+            "font-src 'self' data:; frame-ancestors 'none'; form-action 'self'",
+        )
+        return response
+
+    from papertide.web import account, admin, api, feeds, library, pages
+
+    for module in (pages, account, library, admin, feeds):
+        app.include_router(module.router)
+    app.include_router(api.router, prefix="/api")
+    app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
+    _error_handlers(app)
+    return app
+
+
+def _templates(settings: Settings) -> Jinja2Templates:
+    templates = Jinja2Templates(directory=str(WEB_DIR / "templates"))
+    env = templates.env
+    env.globals["site_name"] = settings.site_name
+    env.globals["today"] = date.today
+    env.filters["short_authors"] = __import__("papertide.web.views", fromlist=["short_authors"]).short_authors
+    return templates
+
+
+def _wants_json(request: Request) -> bool:
+    return request.url.path.startswith("/api/") or "application/json" in request.headers.get("accept", "")
+
+
+def _error_handlers(app: FastAPI) -> None:
+    from papertide.web.deps import render
+
+    def respond(request: Request, status: int, title: str, message: str):
+        if _wants_json(request):
+            return JSONResponse({"error": title, "detail": message}, status_code=status)
+        return render(request, "error.html", status_code=status, title=title, message=message, status=status)
+
+    @app.exception_handler(WebError)
+    async def web_error(request: Request, exc: WebError):
+        if isinstance(exc, Unauthorized) and not _wants_json(request):
+            from papertide.web.deps import flash
+
+            flash(request, exc.message, "info")
+            return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+        return respond(request, exc.status, exc.title, exc.message)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        if exc.status_code == 404:
+            return respond(request, 404, "Not found", "There is no page at this address.")
+        if exc.status_code == 405:
+            return respond(request, 405, "Method not allowed", "This address does not accept that kind of request.")
+        return respond(request, exc.status_code, "Error", str(exc.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError):
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'][1:])}: {e['msg']}" for e in exc.errors())
+        return respond(request, 422, "Invalid request", problems or "The request was not understood.")
+
+    @app.exception_handler(Exception)
+    async def crash(request: Request, exc: Exception):
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return respond(request, 500, "Something went wrong",
+                       "The server hit an error it did not expect. It has been logged; please try again.")

@@ -1,0 +1,80 @@
+"""What the site runs on, wired once per app: the store, the search engine, e-mail links, the arXiv fetcher."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import httpx
+
+from papertide.config import Settings
+from papertide.models import Paper
+from papertide.rank.search import FusionConfig, SearchEngine
+from papertide.store import open_store
+from papertide.store.sqlite import SqliteStore
+from papertide.web.security import Links
+
+log = logging.getLogger(__name__)
+
+
+class ArxivUnavailable(Exception):
+    """arXiv could not be reached (offline, or it kept failing)."""
+
+
+def arxiv_fetcher(settings: Settings) -> Callable[[str], Paper | None]:
+    """Fetch one paper by arXiv id through the arXiv API: the paper, or None if arXiv does not know it."""
+    from papertide.sources import SourceError
+    from papertide.sources.harvest import Harvester
+
+    def fetch(arxiv_id: str) -> Paper | None:
+        try:
+            with httpx.Client() as client:
+                h = Harvester(client, api_url=settings.arxiv_api_url, min_interval=0, max_retries=1, timeout=10.0,
+                              contact=settings.contact_email or "papertide")
+                res = h.fetch_ids([arxiv_id])
+        except (SourceError, httpx.HTTPError, OSError) as e:
+            raise ArxivUnavailable(str(e)) from e
+        return res.papers[0] if res.papers else None
+
+    return fetch
+
+
+@dataclass
+class Services:
+    settings: Settings
+    store: SqliteStore
+    links: Links
+    engine: SearchEngine | None = None
+    fetch_arxiv: Callable[[str], Paper | None] | None = None
+    _index_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def index_new_papers(self) -> None:
+        """Bring the indexes up to date with the store (e.g. after a submission): embeds only what is new."""
+        if self.engine is None:
+            return
+        from papertide.index.build import update_index
+
+        with self._index_lock:
+            update_index(self.store, self.settings.index_dir, self.engine.embedder, indexes=self.engine.indexes)
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def build_services(settings: Settings, load_engine: bool = True) -> Services:
+    """Open the store (and the indexes and embedder, if an index was built) for the site."""
+    store = open_store(settings.db_url)
+    engine = None
+    if load_engine and settings.index_dir.exists():
+        from papertide.index.build import open_indexes
+        from papertide.index.embedder import Embedder
+
+        embedder = Embedder(precision=settings.embed_precision, batch_size=settings.embed_batch_size)
+        indexes = open_indexes(store, settings.index_dir, embedder.model_id, embedder.dim)
+        engine = SearchEngine(store, indexes, embedder,
+                              FusionConfig(settings.fusion, settings.fusion_alpha, settings.fusion_depth))
+    elif load_engine:
+        log.warning("no index in %s: search is off until `papertide index` runs", settings.index_dir)
+    return Services(settings, store, Links(settings.signing_key()), engine, arxiv_fetcher(settings))

@@ -1,0 +1,90 @@
+"""Turning stored papers into what the pages show: cards, shortened author lists, highlighted text."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from markupsafe import Markup, escape
+
+from papertide.models import Paper
+from papertide.store.community import User
+from papertide.store.sqlite import SqliteStore
+
+MAX_AUTHORS = 4
+_STOP = frozenset(
+    "a an and are as at be by for from has in is it of on or that the to was were will with we our via using "
+    "based towards toward".split()
+)
+_MATH = re.compile(r"(\$\$.+?\$\$|\$[^$]+\$|\\\(.+?\\\)|\\\[.+?\\\])", re.S)
+
+
+@dataclass(slots=True)
+class Card:
+    doc_id: int
+    paper: Paper
+    votes: int = 0
+    voted: bool = False
+    saved: bool = False
+    submitted_by: str | None = None
+    score: float | None = None
+    title_html: Markup = field(default_factory=Markup)
+    abstract_html: Markup = field(default_factory=Markup)
+
+    @property
+    def authors_short(self) -> str:
+        return short_authors(self.paper.authors)
+
+
+def short_authors(authors: Sequence[str], limit: int = MAX_AUTHORS) -> str:
+    if len(authors) <= limit:
+        return ", ".join(authors)
+    return ", ".join(authors[: limit - 1]) + f" et al. ({len(authors)} authors)"
+
+
+def query_terms(query: str) -> list[str]:
+    """The words of a query worth highlighting (no stop words, no one-letter words)."""
+    words = re.findall(r"[^\W_]+", query.lower())
+    return [w for w in dict.fromkeys(words) if len(w) > 1 and w not in _STOP]
+
+
+def highlight(text: str, terms: Sequence[str]) -> Markup:
+    """Escape `text` and wrap query terms (and their inflections) in <mark>, leaving LaTeX math alone."""
+    if not terms:
+        return escape(text)
+    # Match a term's stem-like prefix so "networks" marks "network" and "networked" too.
+    stems = sorted({t if len(t) <= 4 else t[: max(4, len(t) - 2)] for t in terms}, key=len, reverse=True)
+    pattern = re.compile(r"(?<![\w&#])(" + "|".join(re.escape(s) for s in stems) + r")(\w*)", re.I)
+    out = []
+    for i, part in enumerate(_MATH.split(text)):
+        if i % 2:  # a math span: marks inside it would break the rendering
+            out.append(str(escape(part)))
+        else:
+            out.append(pattern.sub(r"<mark>\1\2</mark>", str(escape(part))))
+    return Markup("".join(out))
+
+
+def cards(
+    store: SqliteStore, doc_ids: Sequence[int], user: User | None, terms: Sequence[str] = (),
+    scores: dict[int, float] | None = None,
+) -> list[Card]:
+    """Cards for papers in the given order, with votes, the user's own votes and saves, and submitters."""
+    ids = list(doc_ids)
+    if not ids:
+        return []
+    papers = store.get_papers(ids)
+    votes = store.vote_counts(ids)
+    voted = store.voted_among(user.id, ids) if user else set()
+    saved = store.saved_among(user.id, ids) if user else set()
+    submitters = store.submitters(ids)
+    out = []
+    for d in ids:
+        p = papers.get(d)
+        if p is None:
+            continue
+        out.append(Card(
+            d, p, votes.get(d, 0), d in voted, d in saved, submitters.get(d) or p.submitter,
+            (scores or {}).get(d), highlight(p.title, terms), highlight(p.abstract, terms),
+        ))
+    return out
