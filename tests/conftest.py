@@ -41,3 +41,51 @@ def indexed(tmp_path_factory, embedder, sample_papers):
     indexes, _ = update_index(store, root / "index", embedder)
     yield store, indexes, root
     store.close()
+
+
+HF_PAGES = sorted((pathlib.Path(__file__).parent / "fixtures" / "recorded").glob("hf_daily_papers_*.json"))
+
+
+@pytest.fixture(scope="session")
+def site_template(tmp_path_factory, embedder, sample_papers):
+    """A site home (database + index) over N_INDEXED sample papers plus the recorded HF daily pages."""
+    from papertide.index.build import update_index
+    from papertide.sources.hf import parse_daily_papers
+    from papertide.store import SqliteStore
+
+    root = tmp_path_factory.mktemp("site-template")
+    store = SqliteStore(root / "papertide.db")
+    store.upsert_papers(sample_papers[:N_INDEXED])
+    for page in HF_PAGES:
+        store.upsert_papers(parse_daily_papers(page.read_bytes(), str(page)).papers)
+    update_index(store, root / "index", embedder)
+    store.close()
+    return root
+
+
+@pytest.fixture
+def site(tmp_path, site_template, embedder):
+    """Services of a fresh copy of the template site: each test may vote, sign up, hide... freely."""
+    import shutil
+
+    from papertide.config import Settings
+    from papertide.web.services import build_services
+
+    home = tmp_path / "home"
+    shutil.copytree(site_template, home)
+    settings = Settings(home=home, secret_key="test-secret-key", base_url="http://testserver",
+                        smtp_host="127.0.0.1", smtp_port=1)
+    services = build_services(settings, embedder=embedder)
+    yield services
+    services.close()
+
+
+@pytest.fixture
+def client(site):
+    """An HTTP client of the site (FastAPI TestClient: the real app, in process)."""
+    from fastapi.testclient import TestClient
+
+    from papertide.web import create_app
+
+    with TestClient(create_app(services=site), base_url="http://testserver") as c:
+        yield c

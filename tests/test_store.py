@@ -14,6 +14,7 @@ from papertide.models import Paper, Version
 from papertide.sources.bulk import read_jsonl
 from papertide.store import SqliteStore, StoreError, open_store
 from papertide.store.base import content_hash, text_hash
+from papertide.store.sqlite import migrations
 
 BULK = Path(__file__).parent / "fixtures" / "bulk"
 
@@ -88,16 +89,17 @@ def versions_of(db_path: Path, arxiv_id: str) -> list[tuple]:
 
 def test_migrations_applied_once(db_path):
     s = SqliteStore(db_path)
-    assert s.schema_version() == 1
+    newest = max(v for v, _ in migrations())
+    assert s.schema_version() == newest
     applied = sql(db_path, "SELECT version, applied_at FROM schema_migrations")
-    assert [v for v, _ in applied] == [1]
+    assert [v for v, _ in applied] == list(range(1, newest + 1))
     tables = {r[0] for r in sql(db_path, "SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert {"papers", "paper_versions", "paper_sources", "embeddings", "state", "schema_migrations"} <= tables
     s.upsert_papers([copy(SNAP[0])])
     s.close()
     # Reopening must not re-run 0001 (its CREATE TABLEs would fail) nor record it again.
     s = SqliteStore(db_path)
-    assert s.schema_version() == 1
+    assert s.schema_version() == newest
     assert sql(db_path, "SELECT version, applied_at FROM schema_migrations") == applied
     assert s.count_papers() == 1
     s.close()
@@ -112,10 +114,12 @@ def test_wal_mode(store, db_path):
 def test_newer_schema_is_refused_with_a_clear_message(db_path):
     SqliteStore(db_path).close()
     con = sqlite3.connect(db_path)
-    con.execute("INSERT INTO schema_migrations VALUES (2, datetime('now'))")
+    newest = max(v for v, _ in migrations())
+    con.execute(f"INSERT INTO schema_migrations VALUES ({newest + 1}, datetime('now'))")
     con.commit()
     con.close()
-    with pytest.raises(StoreError, match=r"schema v2, newer than this papertide \(v1\); upgrade papertide"):
+    msg = rf"schema v{newest + 1}, newer than this papertide \(v{newest}\); upgrade papertide"
+    with pytest.raises(StoreError, match=msg):
         SqliteStore(db_path)
 
 
@@ -147,7 +151,7 @@ def test_open_store_sqlite_url_relative_and_plain_path(tmp_path, monkeypatch):
     s.close()
     assert (tmp_path / "data" / "rel.db").exists()
     s = open_store(str(tmp_path / "plain.db"))
-    assert s.schema_version() == 1
+    assert s.schema_version() == max(v for v, _ in migrations())
     s.close()
     monkeypatch.setenv("HOME", str(tmp_path))
     s = open_store("~/home.db")
@@ -487,7 +491,7 @@ def test_stats(filled, db_path):
     assert st.by_source == [("arxiv-cs", 50), ("arxiv-snapshot", 30)]
     assert st.by_category[0] == ("cs.CV", sum(p.primary_category == "cs.CV" for p in ALL))
     assert len(st.by_category) <= 15
-    assert st.schema_version == 1
+    assert st.schema_version == max(v for v, _ in migrations())
     assert st.size_bytes > 0
     rows = filled.missing_embeddings("m", 10)
     filled.put_embeddings("m", rows, np.zeros((10, 2), dtype=np.float32))

@@ -63,15 +63,18 @@ class Services:
         self.store.close()
 
 
-def build_services(settings: Settings, load_engine: bool = True) -> Services:
-    """Open the store (and the indexes and embedder, if an index was built) for the site."""
+def build_services(settings: Settings, load_engine: bool = True, embedder=None) -> Services:
+    """Open the store (and the indexes and embedder, if an index was built) for the site.
+
+    `embedder` lets several apps in one process (tests) share one loaded model.
+    """
     store = open_store(settings.db_url)
     engine = None
     if load_engine and settings.index_dir.exists():
         from papertide.index.build import open_indexes
         from papertide.index.embedder import Embedder
 
-        embedder = Embedder(precision=settings.embed_precision, batch_size=settings.embed_batch_size)
+        embedder = embedder or Embedder(precision=settings.embed_precision, batch_size=settings.embed_batch_size)
         indexes = open_indexes(store, settings.index_dir, embedder.model_id, embedder.dim)
         engine = SearchEngine(store, indexes, embedder,
                               FusionConfig(settings.fusion, settings.fusion_alpha, settings.fusion_depth))
