@@ -3,7 +3,8 @@ PY      ?= python3
 VENV    ?= .venv
 BIN     := $(VENV)/bin
 HOME_DIR ?= var/demo
-QUERY   ?= diffusion models for video generation
+HOST    ?= 127.0.0.1
+PORT    ?= 8000
 
 .PHONY: install demo test bench clean
 
@@ -17,12 +18,12 @@ $(BIN)/.installed: pyproject.toml
 
 install: $(BIN)/.installed
 
-demo: install  ## ingest + index the bundled 2,000-paper sample, then search it
+demo: install  ## the site on the bundled 2,000-paper sample: http://127.0.0.1:8000
 	PAPERTIDE_HOME=$(HOME_DIR) $(BIN)/papertide ingest sample
 	PAPERTIDE_HOME=$(HOME_DIR) $(BIN)/papertide ingest hf --file tests/fixtures/recorded/hf_daily_papers_2026-07-31.json
+	PAPERTIDE_HOME=$(HOME_DIR) $(BIN)/papertide ingest hf --file tests/fixtures/recorded/hf_daily_papers_2026-08-03.json
 	PAPERTIDE_HOME=$(HOME_DIR) $(BIN)/papertide index
-	PAPERTIDE_HOME=$(HOME_DIR) $(BIN)/papertide stats
-	PAPERTIDE_HOME=$(HOME_DIR) $(BIN)/papertide search "$(QUERY)"
+	PAPERTIDE_HOME=$(HOME_DIR) $(BIN)/papertide serve --host $(HOST) --port $(PORT)
 
 test: install  ## the full test suite
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest -q
