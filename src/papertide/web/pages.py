@@ -67,9 +67,11 @@ def home(
     request: Request, services: ServicesDep, user: UserDep,
     date_: Annotated[str | None, Query(alias="date")] = None,
     period: Period = Period.day, sort: Sort = Sort.trending,
-    view: Annotated[str, Query(pattern="^(featured|all)$")] = "featured",
+    view: Annotated[str | None, Query(pattern="^(featured|all)$")] = None,
     page: Annotated[int, Query(ge=1, le=10_000)] = 1,
 ):
+    if view is None:  # the curated page, as on HF Papers - unless nothing was ever featured here
+        view = "featured" if services.store.latest_day(True) else "all"
     featured = view == "featured"
     day, ids, pages = feed_page(services, _parse_day(date_), period, sort, featured,
                                 page, services.settings.page_size)
