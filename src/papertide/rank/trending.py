@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta, timezone
 from enum import Enum
+from functools import lru_cache
 
 import numpy as np
 
@@ -89,6 +90,7 @@ def end_of(day: date) -> datetime:
     return datetime.combine(day + timedelta(days=1), time(), tzinfo=timezone.utc)
 
 
+@lru_cache(maxsize=4096)  # a feed holds few distinct days and many papers per day
 def _day_start(day: str | date | None) -> float:
     if day is None:
         return 0.0

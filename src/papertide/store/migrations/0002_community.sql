@@ -3,7 +3,8 @@
 ALTER TABLE papers ADD COLUMN votes INTEGER NOT NULL DEFAULT 0;      -- upvotes by our users (count of votes rows)
 ALTER TABLE papers ADD COLUMN hidden INTEGER NOT NULL DEFAULT 0;     -- hidden by an admin
 ALTER TABLE papers ADD COLUMN merged_into TEXT;                      -- arxiv_id this duplicate was merged into
-CREATE INDEX papers_day ON papers(coalesce(listed, submitted));
+-- A paper's day on the full feed, covering what the trending score reads (a month of arXiv is ~25k rows).
+CREATE INDEX papers_day ON papers(coalesce(listed, submitted), hidden, votes, hf_upvotes, featured_on);
 
 CREATE TABLE users (
     id             INTEGER PRIMARY KEY,
