@@ -32,6 +32,10 @@ def merge(arxiv_id: str, request: Request, services: ServicesDep, user: AdminDep
     target_id, target = lookup(services, into.strip(), user)
     if target_id == dup_id:
         raise WebError("A paper cannot be merged into itself.")
+    hidden, merged_into = services.store.curation(target_id)
+    if hidden:  # merging into a hidden paper could close a loop of merges that no page could resolve
+        where = f"merged into arXiv:{merged_into}" if merged_into else "hidden"
+        raise WebError(f"arXiv:{target.arxiv_id} is {where}; merge into a visible paper.")
     services.store.merge_papers(dup_id, target_id)
     flash(request, f"arXiv:{dup.arxiv_id} is merged into arXiv:{target.arxiv_id}.", "success")
     return RedirectResponse(f"/papers/{target.arxiv_id}", status_code=303)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated
 from urllib.parse import urlencode
 
@@ -40,7 +40,7 @@ def feed_page(
         return None, [], 0
     start, end = period_range(day, period)
     rows = store.feed_rows(start, end, featured)
-    ordered = rank_feed(rows, sort, min(end_of(end), datetime.now(timezone.utc)), featured)
+    ordered = rank_feed(rows, sort, min(end_of(end), datetime.now(UTC)), featured)
     pages = max(1, math.ceil(len(ordered) / page_size))
     return day, ordered[(page - 1) * page_size : page * page_size], pages
 
@@ -55,11 +55,14 @@ def _parse_day(value: str | None) -> date | None:
 
 
 def _nav_days(services: Services, day: date, period: Period, featured: bool) -> tuple[date | None, date | None]:
-    if period is Period.day:
-        return (services.store.adjacent_day(day, featured, before=True),
-                services.store.adjacent_day(day, featured, before=False))
+    """The nearest earlier and later days with papers outside the viewed period (None: there are none).
+
+    Stepping to a day that has papers, not just the neighbouring period, never lands on an empty
+    future week or skips over gaps one empty page at a time.
+    """
     start, end = period_range(day, period)
-    return start - timedelta(days=1), end + timedelta(days=1)
+    return (services.store.adjacent_day(start, featured, before=True),
+            services.store.adjacent_day(end, featured, before=False))
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -86,8 +89,11 @@ def home(
 
 
 # -- paper page ---------------------------------------------------------------------------------------
-def lookup(services: Services, raw_id: str, user: User | None = None) -> tuple[int, Paper]:
-    """A paper by arXiv id (any form); hidden papers exist only for admins."""
+MAX_MERGE_HOPS = 8  # a chain of merges longer than this is treated as a loop
+
+
+def lookup(services: Services, raw_id: str, user: User | None = None, _hops: int = 0) -> tuple[int, Paper]:
+    """A paper by arXiv id (any form); hidden papers exist only for admins, merged ones lead to their target."""
     try:
         arxiv_id, _ = parse_arxiv_id(raw_id)
     except InvalidIdError as e:
@@ -97,8 +103,8 @@ def lookup(services: Services, raw_id: str, user: User | None = None) -> tuple[i
         raise NotFound(f"arXiv:{arxiv_id} is not in this library yet. You can submit it.")
     hidden, merged = services.store.curation(doc_id)
     if hidden and not (user and user.is_admin):
-        if merged:
-            return lookup(services, merged, user)
+        if merged and _hops < MAX_MERGE_HOPS:
+            return lookup(services, merged, user, _hops + 1)
         raise NotFound(f"arXiv:{arxiv_id} was removed by the moderators.")
     paper = services.store.get_papers([doc_id])[doc_id]
     return doc_id, paper
@@ -258,4 +264,4 @@ def _back(request: Request, default: str) -> str:
     return ref[len(base) - 1 :] if ref.startswith(base) else default
 
 
-__all__ = ["router", "feed_page", "lookup", "run_search", "client_ip"]
+__all__ = ["client_ip", "feed_page", "lookup", "router", "run_search"]
