@@ -39,7 +39,7 @@ from urllib.parse import quote_plus, urlencode
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, WORK, console, cpu_model, git_commit  # noqa: E402
+from common import RESULTS, WORK, console, cpu_model, git_commit
 
 FULL_HOME = WORK / "full" / "home"
 HOME = WORK / "web" / "home"

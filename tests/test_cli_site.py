@@ -44,13 +44,13 @@ def test_user_create_then_promote_to_admin(home, monkeypatch):
 
 
 def test_user_create_refuses_a_short_password_and_a_duplicate(home):
-    r = subprocess.run([CLI, "user", "create", "bob@example.org"], env={**os.environ, "PAPERTIDE_HOME": str(home),
+    r = subprocess.run(check=False, args=[CLI, "user", "create", "bob@example.org"], env={**os.environ, "PAPERTIDE_HOME": str(home),
                        "PAPERTIDE_NEW_PASSWORD": "short"}, capture_output=True, text=True)
     assert r.returncode == 2
     assert "at least 10 characters" in r.stderr and "Traceback" not in r.stderr
     env = {**os.environ, "PAPERTIDE_HOME": str(home), "PAPERTIDE_NEW_PASSWORD": "long enough password"}
-    assert subprocess.run([CLI, "user", "create", "bob@example.org"], env=env).returncode == 0
-    r = subprocess.run([CLI, "user", "create", "bob@example.org"], env=env, capture_output=True, text=True)
+    assert subprocess.run(check=False, args=[CLI, "user", "create", "bob@example.org"], env=env).returncode == 0
+    r = subprocess.run(check=False, args=[CLI, "user", "create", "bob@example.org"], env=env, capture_output=True, text=True)
     assert r.returncode == 2 and "already exists" in r.stderr
 
 
@@ -91,7 +91,23 @@ def test_serve_refuses_a_broken_database_in_one_line(tmp_path):
     home = tmp_path / "home"
     home.mkdir()
     (home / "papertide.db").write_text("this is not a database")
-    r = subprocess.run([CLI, "serve", "--port", str(_free_port())], env={**os.environ, "PAPERTIDE_HOME": str(home)},
+    r = subprocess.run(check=False, args=[CLI, "serve", "--port", str(_free_port())], env={**os.environ, "PAPERTIDE_HOME": str(home)},
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2
     assert "cannot open database" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_running_site_picks_up_newly_indexed_papers(site, sample_papers, embedder):
+    """`papertide ingest` + `papertide index` while the site runs: the refresh swaps in the new indexes."""
+    from papertide.index.build import update_index
+
+    new = sample_papers[1500]
+    assert site.store.doc_ids_for([new.arxiv_id]) == {}
+    assert site.refresh_indexes() is False  # nothing changed yet
+    site.store.upsert_papers([new])
+    update_index(site.store, site.settings.index_dir, embedder)  # what the index job does, in its own objects
+    assert site.refresh_indexes() is True
+    doc = site.store.doc_ids_for([new.arxiv_id])[new.arxiv_id]
+    hits = site.engine.rank(new.title, 5)
+    assert hits[0].doc_id == doc
+    assert site.engine.indexes.dense.vector_of(doc) is not None

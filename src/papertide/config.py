@@ -45,6 +45,9 @@ class Settings(BaseSettings):
         description="Signs sessions and e-mail links. Default: a random key created once in <home>/secret_key.",
     )
     page_size: int = Field(default=30, description="Papers per feed or search page.")
+    index_refresh_seconds: float = Field(
+        default=60, description="How often the site checks for newly indexed papers (0: never, restart instead)."
+    )
     login_rate: str = Field(default="10/300", description="Sign-in attempts allowed per address and IP: hits/seconds.")
     signup_rate: str = Field(default="5/3600", description="Sign-ups allowed per IP: hits/seconds.")
     vote_rate: str = Field(default="60/60", description="Votes allowed per user: hits/seconds.")

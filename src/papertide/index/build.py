@@ -49,10 +49,15 @@ class IndexReport:
     dense_rows: int = 0
 
 
-def open_indexes(store: Store, index_dir: Path | None, model_id: str, dim: int, refresh: bool = True) -> Indexes:
-    """Open (or create) the indexes in `index_dir` (in memory when None), caught up with the store."""
+def open_indexes(
+    store: Store, index_dir: Path | None, model_id: str, dim: int, refresh: bool = True, read_only: bool = False,
+) -> Indexes:
+    """Open (or create) the indexes in `index_dir` (in memory when None), caught up with the store.
+
+    `read_only` is for readers such as the web server: the dense cache catches up in memory only.
+    """
     lex = LexicalIndex(index_dir / LEXICAL_DIR if index_dir else None)
-    dense = DenseIndex(index_dir / "dense" if index_dir else None, dim, model_id)
+    dense = DenseIndex(index_dir / "dense" if index_dir else None, dim, model_id, read_only=read_only)
     filters = DocFilter()
     if refresh:
         dense.refresh(store)

@@ -53,8 +53,12 @@ def prefer_exact(n_allowed: int, k: int, n_rows: int) -> bool:
 
 
 class DenseIndex:
-    def __init__(self, path: Path | None, dim: int, model: str, ann_threshold: int = ANN_THRESHOLD):
+    def __init__(
+        self, path: Path | None, dim: int, model: str, ann_threshold: int = ANN_THRESHOLD, read_only: bool = False,
+    ):
         self.path = path
+        # A reader (the web server) catches up in memory and never writes the cache: `papertide index` owns it.
+        self.read_only = read_only
         self.dim = dim
         self.model = model
         self.ann_threshold = ann_threshold
@@ -150,7 +154,8 @@ class DenseIndex:
         seq_before = self.seq
         if seq != self.seq or n_changed:
             self.seq = seq
-            self._save(first_new, changed_rows)
+            if not self.read_only:
+                self._save(first_new, changed_rows)
         if len(self) >= self.ann_threshold:
             # Here rather than at the first search: the build (minutes at 2.7M) falls on the indexing job
             # or on start-up, not on a user's query, and the store can tell a stale graph what changed.

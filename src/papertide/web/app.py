@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from contextlib import asynccontextmanager
 from datetime import date
@@ -38,7 +39,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         threadpool_limits(1)
         if app.state.services is None:
             app.state.services = build_services(settings)
+        refresher = asyncio.create_task(_refresh_loop(app, settings.index_refresh_seconds))
         yield
+        refresher.cancel()
         if own and app.state.services is not None:
             app.state.services.close()
             app.state.services = None
@@ -76,6 +79,22 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
     _error_handlers(app)
     return app
+
+
+async def _refresh_loop(app: FastAPI, every: float) -> None:
+    """Pick up papers that `papertide ingest` + `papertide index` added while the site runs."""
+    if every <= 0:
+        return
+    while True:
+        await asyncio.sleep(every)
+        services = app.state.services
+        if services is None:
+            continue
+        try:
+            if await asyncio.to_thread(services.refresh_indexes):
+                log.info("indexes refreshed: the store changed")
+        except Exception:  # a failed refresh keeps the old indexes; try again later
+            log.exception("index refresh failed")
 
 
 def _templates(settings: Settings) -> Jinja2Templates:

@@ -50,14 +50,51 @@ class Services:
     fetch_arxiv: Callable[[str], Paper | None] | None = None
     _index_lock: threading.Lock = field(default_factory=threading.Lock)
 
+    _seen: tuple = ()
+
     def index_new_papers(self) -> None:
-        """Bring the indexes up to date with the store (e.g. after a submission): embeds only what is new."""
+        """Index a paper submitted through the site right away (embeds only what is new).
+
+        Best effort: if another process holds the index (a running `papertide index`, another worker),
+        the paper is stored and the next indexing run picks it up.
+        """
         if self.engine is None:
             return
         from papertide.index.build import update_index
 
         with self._index_lock:
-            update_index(self.store, self.settings.index_dir, self.engine.embedder, indexes=self.engine.indexes)
+            try:
+                update_index(self.store, self.settings.index_dir, self.engine.embedder,
+                             indexes=self.engine.indexes)
+                self._seen = self._signature()
+            except Exception as e:
+                log.warning("could not index the new paper now (%s); `papertide index` will", e)
+
+    def refresh_indexes(self) -> bool:
+        """Swap in indexes caught up with the store, if it changed (papers ingested and indexed meanwhile).
+
+        The new indexes are built aside and swapped in one assignment, so searches never see half of them.
+        """
+        if self.engine is None:
+            return False
+        sig = self._signature()
+        if sig == self._seen:
+            return False
+        from papertide.index.build import open_indexes
+
+        with self._index_lock:
+            emb = self.engine.embedder
+            self.engine.indexes = open_indexes(self.store, self.settings.index_dir, emb.model_id, emb.dim,
+                                               read_only=True)
+            self._seen = sig
+        return True
+
+    def _signature(self) -> tuple:
+        """Changes when the store changes (new papers, new embeddings) or the lexical index commits."""
+        from papertide.index.build import LEXICAL_DIR
+
+        mark = self.settings.index_dir / f"{LEXICAL_DIR}.json"
+        return (self.store.max_seq(), mark.stat().st_mtime_ns if mark.exists() else 0)
 
     def close(self) -> None:
         self.store.close()
@@ -75,9 +112,11 @@ def build_services(settings: Settings, load_engine: bool = True, embedder=None) 
         from papertide.index.embedder import Embedder
 
         embedder = embedder or Embedder(precision=settings.embed_precision, batch_size=settings.embed_batch_size)
-        indexes = open_indexes(store, settings.index_dir, embedder.model_id, embedder.dim)
+        indexes = open_indexes(store, settings.index_dir, embedder.model_id, embedder.dim, read_only=True)
         engine = SearchEngine(store, indexes, embedder,
                               FusionConfig(settings.fusion, settings.fusion_alpha, settings.fusion_depth))
     elif load_engine:
         log.warning("no index in %s: search is off until `papertide index` runs", settings.index_dir)
-    return Services(settings, store, Links(settings.signing_key()), engine, arxiv_fetcher(settings))
+    services = Services(settings, store, Links(settings.signing_key()), engine, arxiv_fetcher(settings))
+    services._seen = services._signature()
+    return services
