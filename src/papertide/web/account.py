@@ -172,8 +172,10 @@ def profile(user_id: int, request: Request, services: ServicesDep, user: UserDep
     if owner is None:
         raise NotFound("There is no such member.")
     store = services.store
-    submitted = cards(store, [d for d in store.submitted_papers(owner.id) if d not in store.hidden_among([d])], user)
-    upvoted = cards(store, store.voted_papers(owner.id), user)
+    submitted_ids, voted_ids = store.submitted_papers(owner.id), store.voted_papers(owner.id)
+    hidden = store.hidden_among(submitted_ids + voted_ids)  # papers the moderators removed are gone everywhere
+    submitted = cards(store, [d for d in submitted_ids if d not in hidden], user)
+    upvoted = cards(store, [d for d in voted_ids if d not in hidden], user)
     return render(request, "profile.html", owner=owner, submitted=submitted, upvoted=upvoted,
                   is_me=user is not None and user.id == owner.id,
                   has_token=store.has_api_token(owner.id) if user and user.id == owner.id else False,
