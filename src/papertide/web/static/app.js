@@ -2,6 +2,8 @@
 (function () {
   "use strict";
   const csrf = () => document.querySelector('meta[name="csrf-token"]')?.content || "";
+  const signedIn = () => document.body.hasAttribute("data-signed-in");
+  const toLogin = () => { window.location = "/login?next=" + encodeURIComponent(location.pathname + location.search); };
 
   function renderMath(root) {
     if (!window.renderMathInElement) return;
@@ -28,7 +30,7 @@
       body: new FormData(form),
       credentials: "same-origin",
     });
-    if (res.status === 401) { window.location = "/login?next=" + encodeURIComponent(location.pathname); return null; }
+    if (res.status === 401) { toLogin(); return null; }  // the session ended in another tab
     if (!res.ok) {
       let msg = "Something went wrong.";
       try { msg = (await res.json()).detail || msg; } catch (e) { /* not JSON */ }
@@ -56,6 +58,7 @@
   document.addEventListener("submit", async (ev) => {
     const form = ev.target;
     if (form.matches("[data-confirm]") && !window.confirm(form.dataset.confirm)) { ev.preventDefault(); return; }
+    if (form.matches(".vote-form, .save-form") && !signedIn()) { ev.preventDefault(); toLogin(); return; }
     if (form.matches(".vote-form")) {
       ev.preventDefault();
       const data = await post(form);
