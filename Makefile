@@ -16,7 +16,8 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@
 
-install: $(BIN)/.installed
+install: $(BIN)/.installed  ## the venv, and Debian chromium for the browser tests
+	sh scripts/ensure-chromium.sh
 
 demo: install  ## the site on the bundled 2,000-paper sample: http://127.0.0.1:8000
 	PAPERTIDE_HOME=$(HOME_DIR) $(BIN)/papertide ingest sample
