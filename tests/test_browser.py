@@ -193,6 +193,8 @@ def test_upvote_from_home_without_reload_and_it_persists(page: Page):
     button = card.locator(".vote-button")
     before = count_of(button)
     expect(button).to_have_attribute("aria-pressed", "false")
+    title = card.locator(".card-title").inner_text()
+    expect(page.get_by_role("button", name=f"Upvote {title[:40]}")).to_have_count(1)  # named for screen readers
     page.evaluate("window.__sameDocument = true")
     button.click()
     expect(button.locator(".count")).to_have_text(str(before + 1))
@@ -295,9 +297,9 @@ def test_save_from_a_card_without_reload(page: Page):
     page.goto("/")
     page.evaluate("window.__sameDocument = true")
     button = page.locator("article.card .save-button").first
-    expect(button).to_have_text("Save")
+    expect(button.locator(".label")).to_have_text("Save")
     button.click()
-    expect(button).to_have_text("Saved")
+    expect(button.locator(".label")).to_have_text("Saved")
     expect(button).to_have_attribute("aria-pressed", "true")
     expect(page.locator("#toast")).to_contain_text("Saved to")
     assert page.evaluate("window.__sameDocument === true")

@@ -67,6 +67,7 @@
         const was = b.classList.contains("voted");
         b.classList.toggle("voted", data.voted);
         b.setAttribute("aria-pressed", String(data.voted));
+        b.title = data.voted ? "Remove your upvote" : "Upvote";
         const count = b.querySelector(".count");
         if (count && was !== data.voted) count.textContent = String(Number(count.textContent) + (data.voted ? 1 : -1));
       });
@@ -77,7 +78,7 @@
       const b = form.querySelector(".save-button");
       b.classList.toggle("saved", data.saved);
       b.setAttribute("aria-pressed", String(data.saved));
-      b.textContent = data.saved ? "Saved" : "Save";
+      (b.querySelector(".label") || b).textContent = data.saved ? "Saved" : "Save";
       toast((data.saved ? "Saved to " : "Removed from ") + data.collection);
     }
   });
@@ -110,7 +111,10 @@
       if (/^(arxiv:)?\d{4}\.\d{4,5}(v\d+)?$/i.test(q.trim()) || /arxiv\.org\//i.test(q)) return; // submit goes to the paper
       const mine = ++seq;
       params.set("partial", "1");
-      const res = await fetch("/search?" + params.toString(), { headers: { "Accept": "text/html" } });
+      let res;
+      try {
+        res = await fetch("/search?" + params.toString(), { headers: { "Accept": "text/html" } });
+      } catch (e) { return; }  // offline or the page is going away: the form still works by submitting
       if (mine !== seq || !res.ok) return;
       results.innerHTML = await res.text();
       params.delete("partial");
