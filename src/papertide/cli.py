@@ -35,6 +35,10 @@ app.add_typer(ingest_app, name="ingest")
 app.add_typer(eval_app, name="eval")
 user_app = typer.Typer(help="Manage site accounts.", no_args_is_help=True)
 app.add_typer(user_app, name="user")
+digest_app = typer.Typer(help="E-mail digests: preview an edition, send one (cron-friendly).", no_args_is_help=True)
+app.add_typer(digest_app, name="digest")
+subscriber_app = typer.Typer(help="Digest subscribers: export or delete an address's data.", no_args_is_help=True)
+app.add_typer(subscriber_app, name="subscriber")
 
 out = Console()
 err = Console(stderr=True)
@@ -44,6 +48,7 @@ class Exit(IntEnum):
     OK = 0
     REJECTED = 1  # finished, but some input records were bad
     FAILED = 2  # could not do the job
+    NOTHING_DUE = 3  # `digest send`: every due e-mail of the edition was already sent (or nobody is due)
 
 
 class UserError(Exception):
@@ -487,6 +492,101 @@ def user_create_cmd(
         out.print(f"created {'administrator' if admin else 'account'} {user.email} (id {user.id})")
     finally:
         store.close()
+
+
+# -- e-mail digests --------------------------------------------------------------------------------
+@digest_app.command("send")
+def digest_send_cmd(
+    frequency: Annotated[str, typer.Option(help="daily or weekly.")] = "daily",
+    day: Annotated[Optional[str], typer.Option("--date", help="Edition day (YYYY-MM-DD); default: the latest day with papers (daily), last week (weekly).")] = None,
+) -> None:
+    """Send an edition to every due subscriber. Exit 0: sent; 1: some failed; 2: could not run; 3: nothing due.
+
+    Safe to re-run after a crash and to run twice at once: each (subscriber, edition) is sent once.
+    """
+    from papertide.digest.deliver import run_digest
+
+    if frequency not in ("daily", "weekly"):
+        raise UserError(f"--frequency expects daily or weekly, got {frequency!r}")
+    settings = _settings()
+    store = _store(settings)
+    try:
+        rep = run_digest(store, settings, frequency, _parse_day(day, "--date") if day else None)
+    finally:
+        store.close()
+    c = rep.edition_counts
+    out.print(f"digest {frequency} {rep.edition}: sent {rep.sent}, failed {rep.failed}, skipped {rep.skipped} "
+              f"(edition: {c.sent} sent, {c.failed} failed, {c.pending} pending, {c.skipped} skipped; "
+              f"{rep.compositions} compositions, {rep.seconds:.1f} s)")
+    for reason, n in sorted(c.reasons.items()):
+        err.print(f"[yellow]failed[/] {n} x {escape(reason)}")
+    raise typer.Exit(rep.exit_code)
+
+
+@digest_app.command("preview")
+def digest_preview_cmd(
+    email: Annotated[str, typer.Option(help="The subscriber's address.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the .eml and .html files.")],
+    frequency: Annotated[Optional[str], typer.Option(help="daily or weekly (default: the subscriber's).")] = None,
+    day: Annotated[Optional[str], typer.Option("--date", help="Edition day (YYYY-MM-DD).")] = None,
+) -> None:
+    """Write the digest a subscriber would get (a .eml and its HTML part); records nothing, sends nothing."""
+    from email import policy
+
+    from papertide.digest.compose import ComposeError, Composer, Renderer, default_day, edition_period
+    from papertide.digest.subscriptions import DigestLinks
+
+    settings = _settings()
+    store = _store(settings)
+    try:
+        sub = store.get_subscriber_by_email(email)
+        if sub is None:
+            raise UserError(f"{email} is not a subscriber")
+        freq = frequency or sub.prefs.frequency
+        try:
+            when = _parse_day(day, "--date") if day else default_day(freq, store.latest_day(False), date.today())
+            period = edition_period(freq, when)
+        except ComposeError as e:
+            raise UserError(str(e)) from None
+        ids = Composer(store, period).papers_for(sub)
+        if not ids:
+            err.print(f"no papers for {email} in the {freq} edition of {period.key} (nothing new matches)")
+            raise typer.Exit(Exit.NOTHING_DUE)
+        papers = store.get_papers(ids)
+        msg = Renderer(settings).digest(sub, period, [papers[d] for d in ids], DigestLinks(settings).links(sub))
+    finally:
+        store.close()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = out_dir / f"digest-{freq}-{period.key}-{sub.id}"
+    stem.with_suffix(".eml").write_bytes(msg.as_bytes(policy=policy.SMTP))
+    stem.with_suffix(".html").write_text(msg.get_body(("html",)).get_content(), encoding="utf-8")
+    out.print(f"wrote {stem}.eml and {stem}.html ({len(ids)} papers)")
+
+
+@subscriber_app.command("export")
+def subscriber_export_cmd(email: Annotated[str, typer.Argument(help="The address.")]) -> None:
+    """Print everything stored about a digest subscriber, as JSON."""
+    store = _store()
+    try:
+        data = store.export_subscriber(email)
+    finally:
+        store.close()
+    if data is None:
+        raise UserError(f"{email} is not a subscriber")
+    print(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+@subscriber_app.command("delete")
+def subscriber_delete_cmd(email: Annotated[str, typer.Argument(help="The address.")]) -> None:
+    """Erase a digest subscriber and their delivery history; their links stop working."""
+    store = _store()
+    try:
+        gone = store.delete_subscriber(email)
+    finally:
+        store.close()
+    if not gone:
+        raise UserError(f"{email} is not a subscriber")
+    out.print(f"deleted {email.strip().lower()} and its digest history")
 
 
 def main() -> None:

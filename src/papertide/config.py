@@ -62,6 +62,32 @@ class Settings(BaseSettings):
     smtp_password: str | None = Field(default=None, description="SMTP password.")
     mail_from: str = Field(default="papertide <papertide@localhost>", description="From: address of e-mails.")
 
+    # -- e-mail digests (digest/) -----------------------------------------------------------------------
+    digest_rate: float = Field(default=10.0, description="Digest messages sent per second at most (0: no limit).")
+    digest_max_attempts: int = Field(
+        default=5, description="Tries per digest message on temporary failures (4xx, lost connection) in one run."
+    )
+    digest_retry_seconds: float = Field(
+        default=30.0, description="First backoff after a temporary failure; it doubles with each attempt."
+    )
+    digest_lease_seconds: float = Field(
+        default=300.0, description="How long a digest run holds the messages it claimed; a killed run's come back after."
+    )
+    digest_papers: int = Field(default=10, description="Papers per digest for a new subscriber (they can change it).")
+    digest_confirm_hours: float = Field(
+        default=48.0, description="Life of the confirmation link; an unconfirmed address gets no other e-mail meanwhile."
+    )
+    digest_subscribe_rate: str = Field(default="5/3600", description="Digest sign-ups allowed per IP: hits/seconds.")
+    digest_schedule_hour: int | None = Field(
+        default=None, description="UTC hour at which `papertide serve` sends the daily digest itself (none: use cron)."
+    )
+    digest_weekly_day: int = Field(
+        default=0, description="Weekday (0 = Monday) on which the scheduled run also sends the weekly digest."
+    )
+    digest_unsubscribe_mailto: str = Field(
+        default="", description="Optional address for a mailto: in List-Unsubscribe, beside the one-click https link."
+    )
+
     @property
     def db_url(self) -> str:
         return self.database_url or f"sqlite:///{self.home / 'papertide.db'}"

@@ -16,6 +16,7 @@ import numpy as np
 
 from papertide.models import Paper, Version
 from papertide.store.community import CommunityMixin
+from papertide.store.digest import DigestMixin
 from papertide.store.base import (
     DocMeta,
     StoreError,
@@ -47,7 +48,7 @@ def migrations() -> list[tuple[int, str]]:
     return sorted(out)
 
 
-class SqliteStore(CommunityMixin):
+class SqliteStore(CommunityMixin, DigestMixin):
     """The embedded default store. One connection, serialised by a lock; safe to share across threads."""
 
     def __init__(self, path: str | Path):
