@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email
+import hashlib
 import re
 import time
 from email import policy
@@ -261,7 +262,7 @@ def test_api_token_is_shown_once(client, site):
     assert token.startswith("pt_") and len(token) > 30
     assert page.find("section", id="api").find("button").text == "Replace my API token"
     # Stored only as a hash, and never shown again.
-    assert site.store.get_user_by_token_hash(__import__("hashlib").sha256(token.encode()).hexdigest()).id == uid
+    assert site.store.get_user_by_token_hash(hashlib.sha256(token.encode()).hexdigest()).id == uid
     again = client.get(f"/users/{uid}").text
     assert token not in again and html(again).find("code", id="new-token") is None
     # A new token replaces the old one.

@@ -39,8 +39,14 @@ def sign_in(request: Request, user: User) -> None:
 
 
 def _next(value: str | None) -> str:
-    # Only paths on this site: never an open redirect.
-    return value if value and value.startswith("/") and not value.startswith("//") else "/"
+    """Only a path on this site: never an open redirect.
+
+    Browsers read a backslash as a slash (`/\\evil.example` is `//evil.example`) and drop tabs and
+    newlines from URLs, so those are refused too, not left to the redirect's URL quoting.
+    """
+    if not value or not value.startswith("/") or "\\" in value or any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        return "/"
+    return "/" if value.startswith("//") else value
 
 
 @router.get("/signup", response_class=HTMLResponse)
