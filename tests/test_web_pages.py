@@ -435,3 +435,32 @@ def test_moderation_is_for_admins_only(member, site):
     assert post(member, f"/admin/papers/{pid}/merge", {"into": AUG3[1]}).status_code == 403
     assert site.store.curation(site.store.doc_ids_for([pid])[pid]) == (False, None)
 
+
+
+def test_submitting_a_hidden_paper_is_refused(member, site):
+    pid = "2503.11792"
+    doc = site.store.doc_ids_for([pid])[pid]
+    site.store.set_hidden(doc, True)
+    r = post(member, "/submit", {"arxiv_id": pid})
+    assert r.status_code == 403
+    assert "removed by the moderators" in html(r.text).find(id="form-error").text
+    assert site.store.get_paper(pid).featured_on is None and site.store.submitted_papers(1) == []
+
+
+def test_submitting_a_merged_duplicate_submits_its_target(member, site):
+    dup, target = "2503.11792", "2503.11979"
+    ids = site.store.doc_ids_for([dup, target])
+    site.store.merge_papers(ids[dup], ids[target])
+    r = post(member, "/submit", {"arxiv_id": dup})
+    assert (r.status_code, r.headers["location"]) == (303, f"/papers/{target}")
+    assert site.store.submitted_papers(1) == [ids[target]]
+    assert site.store.get_paper(dup).featured_on is None
+
+
+def test_a_loop_of_merges_is_a_404_not_a_crash(client, site):
+    a, b = "2503.11792", "2503.11979"
+    ids = site.store.doc_ids_for([a, b])
+    site.store.merge_papers(ids[a], ids[b])
+    site.store._db.execute("UPDATE papers SET hidden = 1, merged_into = ? WHERE id = ?", (a, ids[b]))
+    r = client.get(f"/papers/{a}")
+    assert r.status_code == 404

@@ -7,13 +7,17 @@
 the day it was listed, on the full feed) to the end of the period being viewed, so a past week ranks the
 way it did at the end of that week. Within a single day every paper has the same age and the score is
 the points. The gravity is the one Hacker News published (Salihefendic, "How Hacker News ranking
-algorithm works", 2010): 1.8 makes a day-old paper need ~4x the points of a fresh one to rank beside it.
+algorithm works", 2010): with it a two-day-old paper needs (50/26)^1.8, about 3.2 times the points of
+a one-day-old one to rank beside it.
+
+"Most upvoted" orders by the count the cards show (votes here plus Hugging Face upvotes), without the
+featured bonus, which is a trending device and not an upvote.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from enum import Enum
 from functools import lru_cache
 
@@ -58,6 +62,11 @@ def points(rows: Sequence[FeedRow]) -> np.ndarray:
     return votes + HF_UPVOTE_WEIGHT * hf + FEATURED_BONUS * featured
 
 
+def upvotes(rows: Sequence[FeedRow]) -> np.ndarray:
+    """The upvote count a card shows: votes here plus upvotes on Hugging Face."""
+    return np.fromiter((r.votes + r.hf_upvotes for r in rows), dtype=np.float64, count=len(rows))
+
+
 def trending_scores(rows: Sequence[FeedRow], until: datetime, featured: bool = False) -> np.ndarray:
     """Scores of `rows` seen at `until` (the end of the viewed period)."""
     if not rows:
@@ -80,14 +89,14 @@ def rank_feed(rows: Sequence[FeedRow], sort: Sort, until: datetime, featured: bo
     if sort is Sort.new:
         order = np.lexsort((-ids, -days))
     elif sort is Sort.votes:
-        order = np.lexsort((-ids, -days, -points(rows)))
+        order = np.lexsort((-ids, -days, -upvotes(rows)))
     else:
         order = np.lexsort((-ids, -days, -trending_scores(rows, until, featured)))
     return ids[order].tolist()
 
 
 def end_of(day: date) -> datetime:
-    return datetime.combine(day + timedelta(days=1), time(), tzinfo=timezone.utc)
+    return datetime.combine(day + timedelta(days=1), time(), tzinfo=UTC)
 
 
 @lru_cache(maxsize=4096)  # a feed holds few distinct days and many papers per day
@@ -95,4 +104,4 @@ def _day_start(day: str | date | None) -> float:
     if day is None:
         return 0.0
     d = date.fromisoformat(day) if isinstance(day, str) else day
-    return datetime.combine(d, time(), tzinfo=timezone.utc).timestamp()
+    return datetime.combine(d, time(), tzinfo=UTC).timestamp()

@@ -9,7 +9,7 @@ import sqlite3
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 from papertide.store.base import StoreError
 
@@ -50,7 +50,8 @@ class FeedRow:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    # Microseconds: "first submitter" and "latest upvotes" order by this, and a second is too coarse.
+    return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
 def _qmarks(n: int) -> str:
@@ -245,10 +246,13 @@ class CommunityMixin:
         with self._lock:
             rows = self._db.execute(
                 "SELECT s.paper_id, u.name FROM submissions s JOIN users u ON u.id = s.user_id "
-                f"WHERE s.paper_id IN ({_qmarks(len(ids))}) ORDER BY s.created_at DESC",
+                f"WHERE s.paper_id IN ({_qmarks(len(ids))}) ORDER BY s.created_at, s.user_id",
                 ids,
             )
-            return dict(rows.fetchall())  # ordered newest first, so the first submitter wins
+            first: dict[int, str] = {}
+            for paper_id, name in rows:
+                first.setdefault(paper_id, name)
+            return first
 
     # -- curation -----------------------------------------------------------------------------------
     def set_hidden(self, paper_id: int, hidden: bool) -> None:

@@ -251,6 +251,14 @@ def submit(request: Request, services: ServicesDep, user: SignedInDep,
         services.store.upsert_papers([paper])
         services.index_new_papers()
         doc_id = services.store.doc_ids_for([canonical])[canonical]
+    elif services.store.curation(doc_id)[0]:
+        # A paper the moderators hid stays hidden: submitting it again must not feature it.
+        try:
+            doc_id, found = lookup(services, canonical)  # a merged duplicate stands for its target
+        except NotFound:
+            return render(request, "submit.html", status_code=403, value=arxiv_id,
+                          error=f"arXiv:{canonical} was removed by the moderators and cannot be submitted.")
+        canonical = found.arxiv_id
     new = services.store.submit_paper(user.id, doc_id, date.today())
     flash(request, "Thanks! The paper is on today's page." if new else "You had already submitted this paper.",
           "success" if new else "info")
