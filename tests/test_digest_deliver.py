@@ -5,6 +5,7 @@ nobody else gets any."""
 from __future__ import annotations
 
 import random
+import re
 import subprocess
 import threading
 import time
@@ -158,10 +159,12 @@ def test_killed_mid_run_then_rerun_sends_each_exactly_once(dhome, dstore, smtp, 
 
 
 def test_two_runs_at_once_send_each_exactly_once(dhome, dstore, smtp):
-    s = settings_for(dhome, smtp.port, digest_rate=200)
+    s = settings_for(dhome, smtp.port, digest_rate=40)  # slow enough for the two runs to overlap
     due = add_subscribers(dstore, 30)
     a, b = _send(s), _send(s)
     ra, rb = a.communicate(timeout=60), b.communicate(timeout=60)
     assert {a.returncode, b.returncode} <= {0, 3}, (ra, rb)
     assert 0 in {a.returncode, b.returncode}
+    sent = [int(re.search(r"sent (\d+),", out).group(1)) for out, _ in (ra, rb)]
+    assert sum(sent) == 30, (ra, rb)
     _exactly_once(smtp.box, due)
