@@ -207,8 +207,12 @@ def test_upvote_toggles_and_shows_on_the_page(member, site):
 
 
 def test_upvote_needs_an_account(client, site):
+    r = post(client, "/papers/2503.11792/upvote", headers={"referer": "http://testserver/?view=all&sort=new"})
+    # Back to the page the button was on after signing in, not to the POST-only upvote address.
+    assert (r.status_code, r.headers["location"]) == (303, "/login?next=/%3Fview%3Dall%26sort%3Dnew")
+    assert html(client.get(r.headers["location"]).text).find("input", name="next").attrs["value"] == "/?view=all&sort=new"
     r = post(client, "/papers/2503.11792/upvote")
-    assert r.status_code == 303 and r.headers["location"].startswith("/login?next=")
+    assert (r.status_code, r.headers["location"]) == (303, "/login?next=/")
     doc = site.store.doc_ids_for(["2503.11792"])["2503.11792"]
     assert site.store.vote_counts([doc])[doc] == 0
 

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from datetime import date
 from importlib import resources
 from pathlib import Path
+from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -110,6 +111,11 @@ def _wants_json(request: Request) -> bool:
     return request.url.path.startswith("/api/") or "application/json" in request.headers.get("accept", "")
 
 
+def _same_site_referer(request: Request) -> str:
+    ref, base = request.headers.get("referer", ""), str(request.base_url)
+    return ref[len(base) - 1 :] if ref.startswith(base) else "/"
+
+
 def _error_handlers(app: FastAPI) -> None:
     from papertide.web.deps import render
 
@@ -124,7 +130,9 @@ def _error_handlers(app: FastAPI) -> None:
             from papertide.web.deps import flash
 
             flash(request, exc.message, "info")
-            return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+            # After signing in, a form post goes back to the page it was sent from, not to its action URL.
+            target = request.url.path if request.method == "GET" else _same_site_referer(request)
+            return RedirectResponse(f"/login?next={quote(target, safe='/')}", status_code=303)
         return respond(request, exc.status, exc.title, exc.message)
 
     @app.exception_handler(StarletteHTTPException)
