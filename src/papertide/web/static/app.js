@@ -5,10 +5,54 @@
   const signedIn = () => document.body.hasAttribute("data-signed-in");
   const toLogin = () => { window.location = "/login?next=" + encodeURIComponent(location.pathname + location.search); };
 
+  // Abstracts also use "$" for money ("costs $250 and $1M", "\$10"). As in pandoc's tex_math_dollars, a
+  // single "$" opens math only before a non-space, and the next "$" closes it only after a non-space and
+  // before a non-digit; any other "$" is wrapped in a .no-math span, which auto-render skips.
+  function dollarsAsText(s) {
+    const literal = [];  // [start, length] of each "$" (or "\$") that is plain text
+    const next = (from) => { let k = s.indexOf("$", from); while (k > 0 && s[k - 1] === "\\") k = s.indexOf("$", k + 1); return k; };
+    for (let i = 0; i < s.length; i++) {
+      if (s[i] !== "$") continue;
+      if (s[i - 1] === "\\") { literal.push([i - 1, 2]); continue; }
+      if (s[i + 1] === "$") {  // display math: $$...$$
+        const end = s.indexOf("$$", i + 2);
+        if (end < 0) { literal.push([i, 2]); i += 1; } else i = end + 1;
+        continue;
+      }
+      const close = s[i + 1] && !/\s/.test(s[i + 1]) ? next(i + 1) : -1;
+      if (close > 0 && !/\s/.test(s[close - 1]) && !/\d/.test(s[close + 1] || "")) i = close;
+      else literal.push([i, 1]);
+    }
+    return literal;
+  }
+
+  function shieldDollars(el) {
+    const walker = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+    const nodes = [];
+    while (walker.nextNode()) if (walker.currentNode.nodeValue.includes("$")) nodes.push(walker.currentNode);
+    for (const node of nodes) {
+      const s = node.nodeValue, literal = dollarsAsText(s);
+      if (!literal.length) continue;
+      const frag = document.createDocumentFragment();
+      let at = 0;
+      for (const [start, len] of literal) {
+        frag.append(s.slice(at, start));
+        const span = document.createElement("span");
+        span.className = "no-math";
+        span.textContent = "$".repeat(len === 2 && s[start] === "$" ? 2 : 1);
+        frag.append(span);
+        at = start + len;
+      }
+      frag.append(s.slice(at));
+      node.replaceWith(frag);
+    }
+  }
+
   function renderMath(root) {
     if (!window.renderMathInElement) return;
     root.querySelectorAll(".math").forEach((el) => {
       try {
+        shieldDollars(el);
         window.renderMathInElement(el, {
           delimiters: [
             { left: "$$", right: "$$", display: true },
@@ -18,6 +62,7 @@
           ],
           throwOnError: false,
           ignoredTags: ["script", "noscript", "style", "textarea", "pre", "code", "mark"],
+          ignoredClasses: ["no-math"],
         });
       } catch (e) { /* leave the LaTeX source readable */ }
     });
