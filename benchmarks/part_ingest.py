@@ -1,7 +1,7 @@
 """Part 1, ingest: bulk import of the arxiv-cs set into a fresh SQLite store, no embedding.
 
 Each measurement is its own process (cold start, own peak RSS), into its own fresh database; the two
-modes (parse in a helper process or not) alternate so machine noise falls on both. Baselines measured
+modes (parse in helper processes or not) alternate so machine noise falls on both. Baselines measured
 in the same run: gunzip + json.loads alone, and papertide's parser alone (no store).
 """
 

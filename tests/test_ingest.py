@@ -8,6 +8,7 @@ files are generated from them in tmp_path.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import os
 import signal
@@ -21,6 +22,7 @@ import psutil
 import pytest
 
 from papertide.models import IngestReport, RecordError
+from papertide.sources import ingest
 from papertide.sources.bulk import read_jsonl
 from papertide.sources.ingest import ingest_files, ingest_items
 from papertide.store import SqliteStore
@@ -163,6 +165,71 @@ def test_ingest_files_parallel_gives_the_identical_store(tmp_path, inputs):
     inline, parallel = dump(tmp_path / "parallel-False.db"), dump(tmp_path / "parallel-True.db")
     assert parallel == inline  # same rows, row ids and change sequence numbers
     assert {s for _, s in inline["sources"]} == {"bulk-test"}
+
+
+def _split_inputs(tmp_path: Path, inputs: list[Path], n: int) -> list[Path]:
+    """The same records as `inputs`, in the same order, spread over about n files (gzip'd and plain)."""
+    lines = [ln for p in inputs for ln in _text(p).splitlines(keepends=True)]
+    out = []
+    for k in range(n):
+        path = tmp_path / (f"part{k:03d}.jsonl" + (".gz" if k % 2 else ""))
+        data = "".join(lines[k * len(lines) // n : (k + 1) * len(lines) // n]).encode()
+        path.write_bytes(gzip.compress(data) if path.suffix == ".gz" else data)
+        out.append(path)
+    return out
+
+
+def _text(p: Path) -> str:
+    return gzip.decompress(p.read_bytes()).decode() if p.suffix == ".gz" else p.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(("files", "parsers"), [(3, 1), (3, 3), (9, 2), (12, 3)])
+def test_parallel_parsers_by_file_or_by_batch_give_the_inline_store(tmp_path, inputs, monkeypatch, files, parsers):
+    """n parser processes share the work by file (many files) or by batch (few): the store, the report
+    and the progress calls are those of an inline import, batch for batch."""
+    paths = _split_inputs(tmp_path, inputs, files)
+    assert len(paths) == files
+    runs = {}
+    for mode in (False, True):
+        monkeypatch.setattr(ingest, "_parsers", lambda: parsers)
+        db = tmp_path / f"{mode}.db"
+        store = SqliteStore(db)
+        calls: list[tuple[int, int]] = []
+        report = ingest_files(store, paths, batch=7, parallel=mode, progress=lambda d, t, c=calls: c.append((d, t)))
+        store.close()
+        runs[mode] = (report, calls, dump(db))
+    assert runs[True] == runs[False]
+    report, calls, _ = runs[True]
+    assert (report.read, report.inserted, report.updated, report.unchanged) == (82, 80, 0, 2)
+    assert len(report.errors) == 4
+    total = sum(p.stat().st_size for p in paths)
+    assert calls[-1] == (total, total) and [d for d, _ in calls] == sorted(d for d, _ in calls)
+
+
+def test_content_hash_and_rows_are_those_stored_before(tmp_path):
+    """Stored content hashes must not change (a re-ingest would rewrite every paper): the hash is
+    checked against its definition, and the authors / code links JSON against json.dumps."""
+    from papertide.models import Paper, Version
+    from papertide.store.base import content_hash, text_hash
+    from papertide.store.sqlite import _json_strs
+
+    def reference(p: Paper) -> str:
+        versions = ";".join(f"{v.version},{v.created},{v.size}" for v in p.versions)
+        payload = "\x1f".join(str(x) for x in (
+            p.version, p.title, p.abstract, "\x1e".join(p.authors), " ".join(p.categories), p.submitted,
+            p.updated, p.listed, p.comments, p.journal_ref, p.doi, " ".join(p.code_urls), p.submitter,
+            p.license, versions))
+        return hashlib.blake2b(payload.encode(), digest_size=10).hexdigest()
+
+    papers = [x for path in (SNAPSHOT, RESHAPED) for x in read_jsonl(path)]
+    papers.append(Paper("2601.00001", 'a "quoted" \\ title', versions=[Version(3), Version(4, "2026-01-02T00:00:00Z", "1kb")]))
+    assert all(isinstance(p, Paper) for p in papers)
+    assert [content_hash(p) for p in papers] == [reference(p) for p in papers]
+    assert text_hash("a", "b") == hashlib.blake2b(b"a\x00b", digest_size=10).hexdigest()
+    for xs in ([], ["C. Bal\u00e1zs", 'say "hi"', "back\\slash", "tab\tnew\nline\x00\x1f", "\u2028", "\U0001f600"]):
+        assert _json_strs(xs) == json.dumps(xs, ensure_ascii=False)
+    for p in papers:
+        assert _json_strs(p.authors) == json.dumps(p.authors, ensure_ascii=False)
 
 
 def test_ingest_items_batches_and_collects_errors(tmp_path):

@@ -1,7 +1,7 @@
 """Bulk arXiv metadata files: the Kaggle/arXiv OAI snapshot (JSON lines) and papertide's reshaped set.
 
 Both are JSON lines, plain or gzip'd, read as a stream so that the 2.7M-record snapshot imports in
-bounded memory. `parse_record` is pure; `read_jsonl` only handles files and line numbers.
+bounded memory. `parse_record` is pure; `read_lines` only handles files and line numbers.
 """
 
 from __future__ import annotations
@@ -39,6 +39,16 @@ def open_text(path: Path) -> io.TextIOBase:
 def read_jsonl(path: Path, source: str | None = None) -> Iterator[Paper | RecordError]:
     """Papers from a JSON-lines file; each bad line becomes a RecordError("file:line", reason)."""
     name = path.name
+    for x in read_lines(path):
+        yield x if isinstance(x, RecordError) else parse_line(name, x[0], x[1], source)
+
+
+def read_lines(path: Path) -> Iterator[tuple[int, str] | RecordError]:
+    """(line number, text) of each non-blank line of a JSON-lines file, plain or gzip'd, one item per
+    record that `read_jsonl` yields: a line that is not UTF-8, or the unreadable rest of a file, is a
+    RecordError. Split from the parsing so that a bulk import can parse batches in several processes.
+    """
+    name = path.name
     with open(path, "rb") as probe:
         gz = probe.read(2) == b"\x1f\x8b"
     with (gzip.open(path, "rb") if gz else open(path, "rb")) as f:
@@ -59,15 +69,19 @@ def read_jsonl(path: Path, source: str | None = None) -> Iterator[Paper | Record
                 continue
             if not line.strip():
                 continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                yield RecordError(f"{name}:{lineno}", f"invalid JSON ({e.msg} at column {e.colno})")
-                continue
-            try:
-                yield parse_record(obj, source)
-            except BadRecord as e:
-                yield RecordError(f"{name}:{lineno}", str(e))
+            yield lineno, line
+
+
+def parse_line(name: str, lineno: int, line: str, source: str | None = None) -> Paper | RecordError:
+    """One line of `read_lines` as a Paper, or a RecordError("name:lineno", reason)."""
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as e:
+        return RecordError(f"{name}:{lineno}", f"invalid JSON ({e.msg} at column {e.colno})")
+    try:
+        return parse_record(obj, source)
+    except BadRecord as e:
+        return RecordError(f"{name}:{lineno}", str(e))
 
 
 def parse_record(obj: object, source: str | None = None) -> Paper:
