@@ -149,3 +149,21 @@ def test_saved_state_on_cards(member, site):
     for art in arts:
         button = art.find("button", cls="save-button")
         assert button.attrs["aria-pressed"] == ("true" if art.attrs["data-arxiv-id"] == P1 else "false")
+
+
+def test_a_collection_leaves_out_papers_the_moderators_hid(client, site):
+    signup(client)
+    ids = [p for p in site.store.feed_rows(*_all_days(site), featured=False)][:2]
+    a, b = (site.store.arxiv_ids_for([r.doc_id])[r.doc_id] for r in ids)
+    for arxiv_id in (a, b):
+        assert post(client, f"/papers/{arxiv_id}/save", {}).status_code in (200, 303)
+    site.store.set_hidden(ids[0].doc_id, True)
+    collection = site.store.collections(site.store.get_user_by_email("ada@example.org").id)[0]
+    page = client.get(f"/library/{collection.id}").text
+    assert f'data-arxiv-id="{b}"' in page and f'data-arxiv-id="{a}"' not in page
+
+
+def _all_days(site):
+    from datetime import date
+
+    return date(1990, 1, 1), date(2100, 1, 1)

@@ -240,7 +240,8 @@ def _assert_429(r, what: str) -> None:
     assert r.status_code == 429, r.status_code
     title, message = error_page(r.text)
     assert title == "Slow down"
-    assert message.startswith(f"Too many {what}.") and "wait up to" in message
+    assert message.startswith(f"Too many {what}.") and "Please wait" in message
+    assert 1 <= int(r.headers["retry-after"]) <= 3600  # seconds left in the counter's window
 
 
 def test_sign_in_rate_limit(client, strict):

@@ -20,7 +20,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from threadpoolctl import threadpool_limits
 
 from papertide.config import Settings
-from papertide.web.security import Unauthorized, WebError
+from papertide.web.security import RateLimited, Unauthorized, WebError
 from papertide.web.services import Services, build_services
 
 log = logging.getLogger(__name__)
@@ -133,7 +133,10 @@ def _error_handlers(app: FastAPI) -> None:
             # After signing in, a form post goes back to the page it was sent from, not to its action URL.
             target = request.url.path if request.method == "GET" else _same_site_referer(request)
             return RedirectResponse(f"/login?next={quote(target, safe='/')}", status_code=303)
-        return respond(request, exc.status, exc.title, exc.message)
+        response = respond(request, exc.status, exc.title, exc.message)
+        if isinstance(exc, RateLimited):
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):

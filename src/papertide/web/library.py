@@ -47,8 +47,10 @@ def create_collection(request: Request, services: ServicesDep, user: SignedInDep
 @router.get("/library/{collection_id}", response_class=HTMLResponse)
 def collection(collection_id: int, request: Request, services: ServicesDep, user: SignedInDep):
     c = _own(services, user, collection_id)
+    ids = services.store.collection_papers(c.id)
+    hidden = services.store.hidden_among(ids) if ids else set()  # removed by moderators: their pages are 404
     return render(request, "collection.html", collection=c,
-                  cards=cards(services.store, services.store.collection_papers(c.id), user))
+                  cards=cards(services.store, [d for d in ids if d not in hidden], user))
 
 
 @router.get("/library/{collection_id}/bibtex")

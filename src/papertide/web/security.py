@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -44,6 +45,10 @@ class Unauthorized(WebError):
 
 class RateLimited(WebError):
     status, title = 429, "Slow down"
+
+    def __init__(self, message: str, retry_after: int = 60):
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class CsrfError(Forbidden):
@@ -124,5 +129,6 @@ def check_rate(store, key: str, rate: str, what: str) -> None:
     """Count one attempt at `what` under `key`; refuse with 429 beyond the configured rate."""
     hits, seconds = parse_rate(rate)
     if not store.hit_rate_limit(key, hits, seconds):
-        minutes = max(1, seconds // 60)
-        raise RateLimited(f"Too many {what}. Please wait up to {minutes} minute{'s' * (minutes > 1)} and try again.")
+        retry = max(1, int(seconds - time.time() % seconds))  # the counters use fixed windows
+        minutes = max(1, -(-retry // 60))
+        raise RateLimited(f"Too many {what}. Please wait {minutes} minute{'s' * (minutes > 1)} and try again.", retry)
