@@ -323,6 +323,58 @@ def _engine(settings: Settings):
     return SearchEngine(store, indexes, embedder, cfg), store
 
 
+@app.command("similar")
+def similar_cmd(
+    arxiv_id: Annotated[str, typer.Argument(help="arXiv id or URL of the paper.")],
+    since: Annotated[str, typer.Option(help="Only papers listed within: all, year or month.")] = "all",
+    k: Annotated[int, typer.Option("-k", "--limit", min=1, max=200, help="Number of results.")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Papers similar to one paper (dense neighbours fused with a lexical "more like this")."""
+    from datetime import timedelta
+
+    from papertide.rank.similar import similar_papers
+
+    days = {"all": None, "year": 365, "month": 31}
+    if since not in days:
+        raise UserError(f"unknown --since {since!r}; use all, year or month")
+    try:
+        aid, _ = parse_arxiv_id(arxiv_id)
+    except InvalidIdError as e:
+        raise UserError(str(e)) from None
+    settings = _settings()
+    engine, store = _engine(settings)
+    try:
+        doc_id = store.doc_ids_for([aid]).get(aid)
+        if doc_id is None:
+            raise UserError(f"{aid} is not in the store (try `papertide ingest ids {aid}`)")
+        n = days[since]
+        hits = similar_papers(engine, doc_id, k, date.today() - timedelta(days=n) if n else None)
+        papers = store.get_papers([d for d, _ in hits])
+    finally:
+        store.close()
+    if as_json:
+        print(json.dumps({"arxiv_id": aid, "since": since, "hits": [
+            {"rank": i, "score": s, **_paper_json(papers.get(d))} for i, (d, s) in enumerate(hits, 1)
+        ]}, ensure_ascii=False, indent=2))
+        return
+    if not hits:
+        out.print("[yellow]No similar papers[/] (is the paper embedded? run `papertide index`).")
+        return
+    t = Table(show_lines=False, expand=True)
+    t.add_column("#", justify="right", style="dim")
+    t.add_column("paper")
+    t.add_column("listed", style="dim", no_wrap=True)
+    t.add_column("score", justify="right", style="dim")
+    for i, (d, s) in enumerate(hits, 1):
+        p = papers.get(d)
+        if p is None:
+            continue
+        t.add_row(str(i), f"[bold]{escape(p.title)}[/]\n[cyan]{p.arxiv_id}[/] {' '.join(p.categories[:3])}",
+                  str(p.listed or p.submitted or ""), f"{s:.3f}")
+    out.print(t)
+
+
 @app.command("show")
 def show_cmd(
     arxiv_id: Annotated[str, typer.Argument(help="arXiv id or URL.")],
