@@ -1,0 +1,283 @@
+"""For you: a small per-user model over paper embeddings and tf-idf terms, refitted in milliseconds, explained.
+
+A user's model scores a paper as a weighted sum of three calibrated parts (weights LEX/DENSE/NEAREST_WEIGHT):
+
+* lexical: a linear SVM over tf-idf terms, the user's positives (library + upvotes) against a fixed,
+  cached background sample of the corpus and the user's explicit negatives ("not interested") -
+  arxiv-sanity's per-tag SVM (karpathy/arxiv-sanity-lite), but trained against BACKGROUND_SIZE sampled
+  papers instead of the whole corpus, so a refit costs milliseconds, not seconds;
+* dense: the positives' mean embedding minus the background's, whitened by the background covariance
+  (linear discriminant analysis with a shared covariance: Hariharan, Malik & Ramanan, "Discriminative
+  decorrelation for clustering and classification", ECCV 2012) - one 384 x 384 product per refit;
+* nearest: the cosine to the closest positive, so a user with several interests is not averaged away.
+
+Each part is standardised by its mean and spread over the background sample, so a new paper gets the
+same score whatever else arrives with it (no per-batch normalisation). Weights and settings were tuned on
+the recsys dev users (benchmarks/README.md, "For you"). Everything here is pure: arrays in, arrays out;
+persisting a model is the store's job - `UserModel.parts()` is what to store (a 384-float vector, the
+lexical weights as (term id, weight) pairs, six floats of calibration, the positives' ids).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+
+# Fusion weights of the standardised parts (recsys dev, 100 users: lexical alone 0.185 Recall@50, with
+# dense 0.5 and nearest 0.3 0.193; the grid's best 0.194; see benchmarks/README.md).
+LEX_WEIGHT = 1.0
+DENSE_WEIGHT = 0.5
+NEAREST_WEIGHT = 0.3
+# SVM cost (squared hinge, balanced classes): 1.0 beat 0.1 and tied with 10 on the dev users.
+SVM_C = 1.0
+SVM_TOL = 1e-4
+# Ridge on the background covariance before inverting it (the whitening); 0.001 vs 0.003: same recall.
+WHITEN_RIDGE = 1e-3
+BACKGROUND_SIZE = 2000
+# Lexical weights kept per user (largest |weight|): the SVM gives every term of the background a weight,
+# ~100k of them; the largest LEX_KEEP carry the ranking, and keep a stored model and batch scoring small.
+LEX_KEEP = 4096
+# Explicit negatives count this much more than a background paper in the SVM (they are sure negatives).
+NEGATIVE_WEIGHT = 5.0
+# The term space: unigrams and bigrams, kept if in >= 2 papers and <= 10% of them (the rare, specific
+# terms carry the signal: 20,000 terms as arxiv-sanity keeps gave 0.147 Recall@50 as a profile, all
+# 525k terms 0.186 on the same users), sublinear tf, l2 rows.
+TERM_MIN_DF = 2
+TERM_MAX_DF = 0.1
+TOKEN_PATTERN = r"(?u)\b[a-zA-Z_][a-zA-Z0-9_\-]+\b"
+
+__all__ = [
+    "Background",
+    "Explanation",
+    "TermSpace",
+    "UserModel",
+    "UserModels",
+    "blend_with_trending",
+    "explain",
+    "fit_user",
+]
+
+
+class TermSpace:
+    """Tf-idf terms of paper texts (title + abstract): a vocabulary and its idf, fitted on the corpus.
+
+    Persist `terms` and `idf` (a table of term, idf); papers arriving later are transformed with them, and
+    their new words are ignored until the space is refitted (e.g. monthly, then every model refitted).
+    """
+
+    def __init__(self, terms: Sequence[str], idf: np.ndarray):
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        self.terms = list(terms)
+        self.idf = np.asarray(idf, dtype=np.float64)
+        self._vec = TfidfVectorizer(**_vectorizer_args(), vocabulary={t: i for i, t in enumerate(self.terms)})
+        self._vec.idf_ = self.idf
+
+    @classmethod
+    def fit(cls, texts: Sequence[str], min_df: int = TERM_MIN_DF, max_df: float = TERM_MAX_DF) -> TermSpace:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        vec = TfidfVectorizer(**_vectorizer_args(), min_df=min_df, max_df=max_df)
+        vec.fit(texts)
+        return cls(vec.get_feature_names_out().tolist(), vec.idf_)
+
+    def __len__(self) -> int:
+        return len(self.terms)
+
+    def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
+        """L2-normalised tf-idf rows (float32 CSR), one per text."""
+        return self._vec.transform(texts).astype(np.float32).tocsr()
+
+
+def _vectorizer_args() -> dict:
+    return dict(
+        strip_accents="unicode", lowercase=True, stop_words="english", token_pattern=TOKEN_PATTERN,
+        ngram_range=(1, 2), norm="l2", sublinear_tf=True, dtype=np.float32,
+    )
+
+
+@dataclass
+class Background:
+    """What every user model is fitted against: a fixed sample of the corpus, and its statistics.
+
+    Build it once (and again when the corpus has drifted, e.g. monthly) from BACKGROUND_SIZE random
+    papers: their embeddings and term rows. `whiten` is (cov + ridge I)^-1 of the sample's embeddings.
+    """
+
+    vectors: np.ndarray  # float32 [b, d], L2-normalised
+    terms: sp.csr_matrix  # [b, n_terms] rows of the TermSpace
+    mean: np.ndarray = field(init=False)
+    whiten: np.ndarray = field(init=False)
+    _terms64: sp.csr_matrix = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        v = np.asarray(self.vectors, dtype=np.float64)
+        self.mean = v.mean(0)
+        cov = np.cov(v.T) if len(v) > 1 else np.zeros((v.shape[1], v.shape[1]))
+        self.whiten = np.linalg.inv(cov + WHITEN_RIDGE * np.eye(v.shape[1])).astype(np.float32)
+        self._terms64 = self.terms.astype(np.float64).tocsr()  # what liblinear wants: converted once
+
+    @classmethod
+    def sample(cls, vectors: np.ndarray, terms: sp.csr_matrix, size: int = BACKGROUND_SIZE, seed: int = 0) -> Background:
+        """A background of `size` random rows of (vectors, terms) (all of them when there are fewer)."""
+        n = vectors.shape[0]
+        rows = np.sort(np.random.default_rng(seed).choice(n, min(size, n), replace=False))
+        return cls(np.ascontiguousarray(vectors[rows]), terms[rows].tocsr())
+
+
+@dataclass
+class UserModel:
+    """One user's scorer: dense weights, lexical weights, the positives' vectors, calibration."""
+
+    dense: np.ndarray  # float32 [d]: whitened mean difference
+    lexical: sp.csr_matrix  # [1, n_terms] SVM weights (sparse: terms seen in positives or background)
+    lexical_bias: float
+    positives: np.ndarray  # float32 [p, d]: for the nearest part and the explanations
+    positive_ids: np.ndarray  # int64 [p]: the papers behind `positives` (doc ids, as the caller gave them)
+    calibration: np.ndarray  # float64 [3, 2]: (mean, std) over the background of lexical, dense, nearest
+    weights: tuple[float, float, float] = (LEX_WEIGHT, DENSE_WEIGHT, NEAREST_WEIGHT)
+
+    def parts_raw(self, vectors: np.ndarray, terms: sp.csr_matrix) -> np.ndarray:
+        """Uncalibrated lexical, dense and nearest scores of papers: [3, n]."""
+        lex = np.asarray((terms @ self.lexical.T).todense()).ravel() + self.lexical_bias
+        dense = vectors @ self.dense
+        near = (vectors @ self.positives.T).max(1) if len(self.positives) else np.zeros(len(vectors))
+        return np.vstack([lex, dense, near]).astype(np.float64)
+
+    def score(self, vectors: np.ndarray, terms: sp.csr_matrix) -> np.ndarray:
+        """The model's score of each paper (embeddings [n, d], term rows [n, n_terms]): higher = more relevant."""
+        z = (self.parts_raw(vectors, terms) - self.calibration[:, :1]) / self.calibration[:, 1:]
+        return np.asarray(self.weights) @ z
+
+    def parts(self) -> dict[str, np.ndarray | float]:
+        """What to persist (a few KB): arrays a store can keep as blobs or rows, no pickles."""
+        lex = self.lexical.tocsr()
+        return {
+            "dense": self.dense, "lexical_terms": lex.indices.astype(np.int32), "lexical_weights": lex.data,
+            "lexical_bias": self.lexical_bias, "calibration": self.calibration, "positive_ids": self.positive_ids,
+        }
+
+
+def fit_user(
+    bg: Background,
+    pos_vectors: np.ndarray,
+    pos_terms: sp.csr_matrix,
+    neg_vectors: np.ndarray | None = None,
+    neg_terms: sp.csr_matrix | None = None,
+    pos_ids: Sequence[int] | None = None,
+) -> UserModel:
+    """Fit a user's model from their positives (library + upvotes) and explicit negatives, if any.
+
+    A full refit is the incremental update: it costs one SVM over (positives + negatives + background)
+    rows and one 384 x 384 product, a few tens of ms (benchmarks/README.md), whatever the corpus size.
+    """
+    from sklearn.svm import LinearSVC
+
+    pos_vectors = np.asarray(pos_vectors, dtype=np.float32)
+    if len(pos_vectors) == 0:
+        raise ValueError("a user model needs at least one positive paper")
+    n_terms = bg.terms.shape[1]
+    has_neg = neg_vectors is not None and len(neg_vectors) > 0
+    # lexical: positives (+1) against the background and explicit negatives (-1), classes balanced
+    rows = [pos_terms.astype(np.float64), bg._terms64]
+    y = [np.ones(pos_terms.shape[0]), np.zeros(bg.terms.shape[0])]
+    w = [np.ones(pos_terms.shape[0]), np.ones(bg.terms.shape[0])]
+    if has_neg and neg_terms is not None:
+        rows.append(neg_terms.astype(np.float64))
+        y.append(np.zeros(neg_terms.shape[0]))
+        w.append(np.full(neg_terms.shape[0], NEGATIVE_WEIGHT))
+    X = sp.vstack(rows, format="csr")
+    yy, ww = np.concatenate(y), np.concatenate(w)
+    ww[yy == 1] *= ww[yy == 0].sum() / ww[yy == 1].sum()  # balanced: both classes weigh the same in total
+    clf = LinearSVC(C=SVM_C, tol=SVM_TOL)
+    clf.fit(X, yy, sample_weight=ww)
+    coef = clf.coef_.astype(np.float32).ravel()
+    keep = np.flatnonzero(coef)
+    if len(keep) > LEX_KEEP:
+        keep = np.sort(np.argpartition(-np.abs(coef), LEX_KEEP - 1)[:LEX_KEEP])
+    lexical = sp.csr_matrix((coef[keep], keep, [0, len(keep)]), shape=(1, n_terms))
+    # dense: whitened difference between the positives' mean and the reference (background, negatives)
+    ref = bg.mean
+    if has_neg:
+        assert neg_vectors is not None
+        ref = 0.5 * bg.mean + 0.5 * np.asarray(neg_vectors, dtype=np.float64).mean(0)
+    dense = (bg.whiten @ (pos_vectors.mean(0) - ref).astype(np.float32)).astype(np.float32)
+    ids = np.asarray(pos_ids if pos_ids is not None else np.arange(len(pos_vectors)), dtype=np.int64)
+    model = UserModel(dense, lexical, float(clf.intercept_[0]), pos_vectors, ids, np.tile([0.0, 1.0], (3, 1)))
+    raw = model.parts_raw(bg.vectors, bg.terms)
+    std = raw.std(1)
+    model.calibration = np.column_stack([raw.mean(1), np.where(std > 0, std, 1.0)])
+    return model
+
+
+class UserModels:
+    """Many users' models stacked, to score a batch of new papers for all of them in three products."""
+
+    def __init__(self, models: Sequence[UserModel]):
+        self.n = len(models)
+        self.dense = np.vstack([m.dense for m in models]).astype(np.float32)  # [u, d]
+        self.lexical = sp.vstack([m.lexical for m in models], format="csr")  # [u, n_terms]
+        self.bias = np.array([m.lexical_bias for m in models])
+        self.calibration = np.stack([m.calibration for m in models])  # [u, 3, 2]
+        self.weights = np.array([m.weights for m in models])  # [u, 3]
+        self.positives = np.vstack([m.positives for m in models]).astype(np.float32)  # [sum p, d]
+        counts = np.array([len(m.positives) for m in models])
+        self._starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+
+    def score(self, vectors: np.ndarray, terms: sp.csr_matrix) -> np.ndarray:
+        """Scores [users, papers]: each user's model on each new paper."""
+        lex = (self.lexical @ terms.T).toarray() + self.bias[:, None]
+        dense = self.dense @ vectors.T
+        near = np.maximum.reduceat(self.positives @ vectors.T, self._starts, axis=0)
+        out = np.zeros((self.n, len(vectors)), dtype=np.float32)
+        for j, part in enumerate((lex, dense, near)):
+            mean, std = self.calibration[:, j, 0:1], self.calibration[:, j, 1:2]
+            out += (self.weights[:, j : j + 1] * (part - mean) / std).astype(np.float32)
+        return out
+
+
+@dataclass(slots=True)
+class Explanation:
+    """Why a paper was recommended: the closest papers of the user's library and the terms they share."""
+
+    nearest: list[tuple[int, float]]  # (positive paper id, cosine), closest first
+    terms: list[tuple[str, float]]  # (term, contribution to the lexical score), largest first
+
+
+def explain(model: UserModel, vector: np.ndarray, terms_row: sp.csr_matrix, space: TermSpace,
+            k_papers: int = 3, k_terms: int = 5) -> Explanation:
+    """The `k_papers` nearest positives and the `k_terms` terms that raise this paper's score most."""
+    sims = model.positives @ np.asarray(vector, dtype=np.float32)
+    top = np.argsort(-sims, kind="stable")[:k_papers]
+    nearest = [(int(model.positive_ids[i]), float(sims[i])) for i in top]
+    row = terms_row.tocsr()
+    contrib = row.multiply(model.lexical).tocsr()  # term weight in the paper x the user's weight of it
+    idx, val = contrib.indices, contrib.data
+    order = np.argsort(-val, kind="stable")
+    terms = [(space.terms[int(idx[i])], float(val[i])) for i in order[:k_terms] if val[i] > 0]
+    return Explanation(nearest, terms)
+
+
+def blend_with_trending(for_you: np.ndarray, trending: np.ndarray, weight: float) -> np.ndarray:
+    """(1 - weight) x for-you + weight x trending, each as a percentile rank within the candidates.
+
+    Ranks, not raw scores: trending scores are heavy-tailed and for-you scores standardised, so only
+    their orders are comparable. weight 0 = pure for-you order, 1 = pure trending order.
+    """
+    if not 0.0 <= weight <= 1.0:
+        raise ValueError(f"weight must be within [0, 1], got {weight}")
+    a, b = np.asarray(for_you, dtype=np.float64), np.asarray(trending, dtype=np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"for_you and trending differ in shape: {a.shape} vs {b.shape}")
+    return (1.0 - weight) * _percentile(a) + weight * _percentile(b)
+
+
+def _percentile(x: np.ndarray) -> np.ndarray:
+    if len(x) <= 1:
+        return np.ones(len(x))
+    ranks = np.empty(len(x))
+    ranks[np.argsort(x, kind="stable")] = np.arange(len(x))
+    return ranks / (len(x) - 1)

@@ -1,0 +1,123 @@
+"""The per-user "for you" model on real papers (the bundled sample, embedded by the session index)."""
+
+import numpy as np
+import pytest
+
+from papertide.rank.recommend import (
+    Background, TermSpace, UserModels, blend_with_trending, explain, fit_user,
+)
+
+
+@pytest.fixture(scope="module")
+def papers(indexed):
+    """(doc ids, papers, embeddings, term rows, term space) of the indexed sample papers."""
+    store, indexes, _ = indexed
+    ids = indexes.dense.ids.copy()
+    by_id = store.get_papers(ids.tolist())
+    vectors = indexes.dense.vectors.copy()
+    texts = [f"{by_id[int(d)].title}\n{by_id[int(d)].abstract}" for d in ids]
+    space = TermSpace.fit(texts, min_df=2, max_df=0.5)
+    return ids, [by_id[int(d)] for d in ids], vectors, space.transform(texts), space
+
+
+def _topic(papers, category):
+    return np.array([i for i, p in enumerate(papers) if p.primary_category == category])
+
+
+@pytest.fixture(scope="module")
+def cl_model(papers):
+    """A user who saved half of the cs.CL papers; the other half is held out."""
+    ids, ps, vectors, terms, _ = papers
+    cl = _topic(ps, "cs.CL")
+    assert len(cl) >= 20
+    saved, held = cl[::2], cl[1::2]
+    bg = Background.sample(vectors, terms, size=200, seed=1)
+    return fit_user(bg, vectors[saved], terms[saved], pos_ids=ids[saved]), saved, held, bg
+
+
+def test_model_ranks_held_out_papers_of_the_users_topic_first(papers, cl_model):
+    ids, ps, vectors, terms, _ = papers
+    model, saved, held, _ = cl_model
+    rest = np.setdiff1d(np.arange(len(ps)), saved)
+    s = model.score(vectors[rest], terms[rest])
+    is_held = np.isin(rest, held)
+    # AUC of held-out cs.CL papers against every other unsaved paper
+    order = np.argsort(np.argsort(s))
+    auc = (order[is_held].mean() - (is_held.sum() - 1) / 2) / (~is_held).sum()
+    assert auc > 0.8, auc
+    # the top 10 are mostly the user's topic
+    assert is_held[np.argsort(-s)[:10]].mean() >= 0.6
+
+
+def test_scores_are_calibrated_per_paper_not_per_batch(papers, cl_model):
+    _, _, vectors, terms, _ = papers
+    model, *_ = cl_model
+    all_scores = model.score(vectors, terms)
+    one = model.score(vectors[7:8], terms[7:8])
+    assert one[0] == pytest.approx(all_scores[7], rel=1e-5, abs=1e-5)
+
+
+def test_batch_scoring_matches_each_users_model(papers, cl_model):
+    ids, ps, vectors, terms, _ = papers
+    model, _, _, bg = cl_model
+    cv = _topic(ps, "cs.CV")[:8]
+    other = fit_user(bg, vectors[cv], terms[cv], pos_ids=ids[cv])
+    stack = UserModels([model, other, model])
+    got = stack.score(vectors[:50], terms[:50])
+    assert got.shape == (3, 50)
+    np.testing.assert_allclose(got[0], model.score(vectors[:50], terms[:50]), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(got[1], other.score(vectors[:50], terms[:50]), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(got[2], got[0])
+
+
+def test_not_interested_lowers_similar_papers(papers, cl_model):
+    ids, ps, vectors, terms, _ = papers
+    model, saved, held, bg = cl_model
+    neg = held[:3]
+    with_neg = fit_user(bg, vectors[saved], terms[saved], vectors[neg], terms[neg], pos_ids=ids[saved])
+    before = model.score(vectors[neg], terms[neg])
+    after = with_neg.score(vectors[neg], terms[neg])
+    assert (after < before).all()
+
+
+def test_explanation_names_library_papers_and_shared_terms(papers, cl_model):
+    ids, ps, vectors, terms, space = papers
+    model, saved, held, _ = cl_model
+    i = held[0]
+    why = explain(model, vectors[i], terms[i], space, k_papers=3, k_terms=5)
+    assert len(why.nearest) == 3
+    assert {d for d, _ in why.nearest} <= set(ids[saved].tolist())
+    sims = [s for _, s in why.nearest]
+    assert sims == sorted(sims, reverse=True)
+    text = f"{ps[i].title} {ps[i].abstract}".lower()
+    for term, weight in why.terms:
+        assert weight > 0
+        assert all(w in text for w in term.split())
+
+
+def test_model_parts_are_small_plain_arrays(cl_model):
+    model, *_ = cl_model
+    parts = model.parts()
+    assert parts["dense"].shape == (384,) and parts["dense"].dtype == np.float32
+    assert len(parts["lexical_terms"]) == len(parts["lexical_weights"]) <= 4096
+    assert parts["calibration"].shape == (3, 2)
+
+
+def test_fit_needs_a_positive(papers, cl_model):
+    *_, bg = cl_model
+    _, _, vectors, terms, _ = papers
+    with pytest.raises(ValueError):
+        fit_user(bg, vectors[:0], terms[:0])
+
+
+def test_blend_with_trending():
+    mine = np.array([3.0, 2.0, 1.0, 0.0])
+    trend = np.array([0.0, 1.0, 5.0, 9.0])
+    assert np.argsort(-blend_with_trending(mine, trend, 0.0)).tolist() == [0, 1, 2, 3]
+    assert np.argsort(-blend_with_trending(mine, trend, 1.0)).tolist() == [3, 2, 1, 0]
+    mid = blend_with_trending(mine, trend, 0.5)
+    assert np.allclose(mid, 0.5)
+    with pytest.raises(ValueError):
+        blend_with_trending(mine, trend, 1.5)
+    with pytest.raises(ValueError):
+        blend_with_trending(mine, trend[:2], 0.5)
