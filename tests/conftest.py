@@ -15,6 +15,22 @@ N_INDEXED = 300  # papers of the bundled sample in the session index: small enou
 
 
 @pytest.fixture(scope="session")
+def pg_server():
+    """One real PostgreSQL (with pgvector) for the session, started and stopped here (tests/pgutil.py)."""
+    from pgutil import PgServer
+
+    server = PgServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pg_url(pg_server):
+    """A fresh, migrated PostgreSQL database for one test."""
+    return pg_server.new_database()
+
+
+@pytest.fixture(scope="session")
 def embedder():
     from papertide.index.embedder import Embedder
 

@@ -12,9 +12,14 @@ from papertide.store.base import StoreError
 from papertide.store.community import Conflict
 
 
-@pytest.fixture
-def store(tmp_path):
-    s = SqliteStore(tmp_path / "community.db")
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request, tmp_path):
+    if request.param == "sqlite":
+        s = SqliteStore(tmp_path / "community.db")
+    else:
+        from papertide.store import open_store
+
+        s = open_store(request.getfixturevalue("pg_url"))
     s.upsert_papers([
         Paper("2601.00001", "One", listed=date(2026, 1, 5), hf_upvotes=2),
         Paper("2601.00002", "Two", listed=date(2026, 1, 5), featured_on=date(2026, 1, 6)),

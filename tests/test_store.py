@@ -1,4 +1,6 @@
-"""The SQLite store on a temporary file, filled with real records (fixtures/bulk, see PROVENANCE.md)."""
+"""The store on both backends - SQLite on a temporary file, PostgreSQL on a real server (tests/pgutil.py) -
+filled with real records (fixtures/bulk, see PROVENANCE.md). One suite: the `backend` fixture is parametrised.
+"""
 
 from __future__ import annotations
 
@@ -48,9 +50,38 @@ def db_path(tmp_path) -> Path:
     return tmp_path / "papertide.db"
 
 
+class Backend:
+    """One database of a backend: open stores on it, and read it behind their back as another process would."""
+
+    def __init__(self, name: str, url: str):
+        self.name, self.url = name, url
+
+    def open(self):
+        return open_store(self.url)
+
+    def sql(self, q: str, args=()) -> list[tuple]:
+        if self.name == "sqlite":
+            con = sqlite3.connect(self.url[len("sqlite:///"):])
+            try:
+                return con.execute(q, args).fetchall()
+            finally:
+                con.close()
+        import psycopg
+
+        with psycopg.connect(self.url) as con:
+            return con.execute(q.replace("?", "%s"), args).fetchall()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request, db_path) -> Backend:
+    if request.param == "sqlite":
+        return Backend("sqlite", f"sqlite:///{db_path}")
+    return Backend("postgres", request.getfixturevalue("pg_url"))
+
+
 @pytest.fixture
-def store(db_path):
-    s = SqliteStore(db_path)
+def store(backend):
+    s = backend.open()
     yield s
     s.close()
 
@@ -63,21 +94,16 @@ def filled(store):
 
 
 def sql(db_path: Path, q: str, args=()) -> list[tuple]:
-    """Read the database file behind the store's back, as another process would."""
-    con = sqlite3.connect(db_path)
-    try:
-        return con.execute(q, args).fetchall()
-    finally:
-        con.close()
+    """Read the SQLite file behind the store's back, as another process would."""
+    return Backend("sqlite", f"sqlite:///{db_path}").sql(q, args)
 
 
-def seqs(db_path: Path) -> dict[str, int]:
-    return dict(sql(db_path, "SELECT arxiv_id, seq FROM papers"))
+def seqs(backend: Backend) -> dict[str, int]:
+    return dict(backend.sql("SELECT arxiv_id, seq FROM papers"))
 
 
-def versions_of(db_path: Path, arxiv_id: str) -> list[tuple]:
-    return sql(
-        db_path,
+def versions_of(backend: Backend, arxiv_id: str) -> list[tuple]:
+    return backend.sql(
         "SELECT v.version, v.created, v.size FROM paper_versions v JOIN papers p ON p.id = v.paper_id "
         "WHERE p.arxiv_id = ? ORDER BY v.version",
         (arxiv_id,),
@@ -105,10 +131,45 @@ def test_migrations_applied_once(db_path):
     s.close()
 
 
-def test_wal_mode(store, db_path):
+def test_wal_mode(db_path):
+    store = SqliteStore(db_path)
     assert store._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     # WAL is a property of the file: another connection sees it too.
     assert sql(db_path, "PRAGMA journal_mode") == [("wal",)]
+    store.close()
+
+
+def test_postgres_migrations_applied_once_and_vector_extension(pg_url):
+    from papertide.store.postgres import PostgresStore
+    from papertide.store.postgres import migrations as pg_migrations
+
+    pg = Backend("postgres", pg_url)
+    assert [v for v, _ in pg_migrations()] == [v for v, _ in migrations()]  # one schema version for both
+    s = PostgresStore(pg_url)
+    s.upsert_papers([copy(SNAP[0])])
+    s.close()
+    applied = pg.sql("SELECT version, applied_at FROM schema_migrations ORDER BY 1")
+    assert [v for v, _ in applied] == list(range(1, max(v for v, _ in migrations()) + 1))
+    assert pg.sql("SELECT extname FROM pg_extension WHERE extname = 'vector'") == [("vector",)]
+    assert pg.sql("SELECT '[1,0]'::vector <=> '[0,1]'::vector") == [(1.0,)]
+    s = PostgresStore(pg_url)
+    assert pg.sql("SELECT version, applied_at FROM schema_migrations ORDER BY 1") == applied
+    assert s.count_papers() == 1 and s.schema_version() == applied[-1][0]
+    s.close()
+
+
+def test_postgres_newer_schema_is_refused(pg_url):
+    from papertide.store.postgres import PostgresStore
+
+    newest = max(v for v, _ in migrations())
+    Backend("postgres", pg_url).sql(f"INSERT INTO schema_migrations VALUES ({newest + 1}, 'now') RETURNING 1")
+    with pytest.raises(StoreError, match=rf"schema v{newest + 1}, newer than this papertide"):
+        PostgresStore(pg_url)
+
+
+def test_postgres_unreachable_is_a_store_error(tmp_path):
+    with pytest.raises(StoreError, match=r"cannot connect to postgresql://u:\*\*\*@"):
+        open_store(f"postgresql://u:secret@/db?host={tmp_path}&connect_timeout=2")
 
 
 def test_newer_schema_is_refused_with_a_clear_message(db_path):
@@ -166,10 +227,21 @@ def test_open_store_memory():
     s.close()
 
 
-@pytest.mark.parametrize("url", ["postgresql://user@localhost/papertide", "postgres://localhost/x"])
-def test_open_store_postgres_is_a_clear_error(url):
-    with pytest.raises(StoreError, match="PostgreSQL backend is not part of this version"):
-        open_store(url)
+def test_open_store_postgres_url(pg_url):
+    from papertide.store.postgres import PostgresStore
+
+    s = open_store(pg_url)
+    assert isinstance(s, PostgresStore)
+    s.close()
+
+
+def test_open_store_postgres_without_the_driver_names_the_install_command(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # as if psycopg were not installed
+    monkeypatch.delitem(sys.modules, "papertide.store.postgres", raising=False)
+    with pytest.raises(StoreError, match=r"pip install 'papertide\[postgres\]'"):
+        open_store("postgresql://user@localhost/papertide")
 
 
 @pytest.mark.parametrize("url", ["mysql://localhost/x", "redis://x", "file:///tmp/x.db"])
@@ -197,27 +269,27 @@ def test_insert_update_unchanged_counts(store):
     assert store.upsert_papers([]).inserted == 0
 
 
-def test_reingest_is_a_no_op(filled, db_path):
-    before_seqs = seqs(db_path)
+def test_reingest_is_a_no_op(filled, backend):
+    before_seqs = seqs(backend)
     tables = ("papers", "paper_versions", "paper_sources")
-    before = {t: sql(db_path, f"SELECT * FROM {t} ORDER BY 1, 2") for t in tables}
+    before = {t: backend.sql(f"SELECT * FROM {t} ORDER BY 1, 2") for t in tables}
     watermark = filled.max_seq()
     res = filled.upsert_papers([copy(p) for p in ALL])
     assert (res.inserted, res.updated, res.unchanged) == (0, 0, 80)
-    assert seqs(db_path) == before_seqs
-    assert {t: sql(db_path, f"SELECT * FROM {t} ORDER BY 1, 2") for t in before} == before
+    assert seqs(backend) == before_seqs
+    assert {t: backend.sql(f"SELECT * FROM {t} ORDER BY 1, 2") for t in before} == before
     assert list(filled.iter_changed(watermark)) == []
-    assert sql(db_path, "SELECT arxiv_id FROM papers GROUP BY arxiv_id HAVING count(*) > 1") == []
+    assert backend.sql("SELECT arxiv_id FROM papers GROUP BY arxiv_id HAVING count(*) > 1") == []
     assert filled.count_papers() == 80
 
 
-def test_newer_version_updates_metadata_and_keeps_history(store, db_path):
+def test_newer_version_updates_metadata_and_keeps_history(store, backend):
     v4 = by_id(SNAP)["0704.0027"]  # four real versions
     # As an older snapshot had it: at v2, before publication.
     v2 = copy(v4, version=2, versions=v4.versions[:2], updated=date(2007, 4, 9), journal_ref=None, doi=None,
               comments="4 pages, 2 figures")
     assert store.upsert_papers([v2]).inserted == 1
-    seq_v2 = seqs(db_path)["0704.0027"]
+    seq_v2 = seqs(backend)["0704.0027"]
     assert store.get_paper("0704.0027").version == 2
     res = store.upsert_papers([copy(v4)])
     assert (res.inserted, res.updated, res.unchanged) == (0, 1, 0)
@@ -225,35 +297,35 @@ def test_newer_version_updates_metadata_and_keeps_history(store, db_path):
     assert got == v4
     assert got.journal_ref == "Phys. Rev. Lett. 99, 087402 (2007)"
     assert got.doi == "10.1103/PhysRevLett.99.087402"
-    assert seqs(db_path)["0704.0027"] > seq_v2
+    assert seqs(backend)["0704.0027"] > seq_v2
     # A record that lists only its own (latest) version, as OAI/Atom records do: history is kept.
     v5 = copy(v4, version=5, versions=[Version(5, "2010-01-01T00:00:00Z")], updated=date(2010, 1, 1))
     store.upsert_papers([v5])
-    assert [v for v, _, _ in versions_of(db_path, "0704.0027")] == [1, 2, 3, 4, 5]
-    assert versions_of(db_path, "0704.0027")[0] == (1, "2007-04-02T19:17:14Z", None)
+    assert [v for v, _, _ in versions_of(backend, "0704.0027")] == [1, 2, 3, 4, 5]
+    assert versions_of(backend, "0704.0027")[0] == (1, "2007-04-02T19:17:14Z", None)
     assert store.get_paper("0704.0027").version == 5
 
 
-def test_older_version_does_not_overwrite(store, db_path):
+def test_older_version_does_not_overwrite(store, backend):
     v4 = by_id(SNAP)["0704.0027"]
     store.upsert_papers([copy(v4, versions=[Version(4, "2009-09-24T12:40:18Z")])])
-    seq_before = seqs(db_path)["0704.0027"]
+    seq_before = seqs(backend)["0704.0027"]
     old = copy(v4, version=2, versions=v4.versions[:2], title="An older title", journal_ref=None)
     res = store.upsert_papers([old])
     assert (res.inserted, res.updated, res.unchanged) == (0, 0, 1)
     got = store.get_paper("0704.0027")
     assert (got.version, got.title, got.journal_ref) == (4, v4.title, v4.journal_ref)
-    assert seqs(db_path)["0704.0027"] == seq_before
+    assert seqs(backend)["0704.0027"] == seq_before
     # ... but the older record's versions join the history.
-    assert [v for v, _, _ in versions_of(db_path, "0704.0027")] == [1, 2, 4]
+    assert [v for v, _, _ in versions_of(backend, "0704.0027")] == [1, 2, 4]
 
 
-def test_a_version_date_once_known_is_kept_and_a_missing_one_filled(store, db_path):
+def test_a_version_date_once_known_is_kept_and_a_missing_one_filled(store, backend):
     p = by_id(SNAP)["0704.0003"]
     partial_dates = [Version(1, None), Version(2, "2007-12-08T23:47:24Z"), Version(3)]
     store.upsert_papers([copy(p, versions=partial_dates)])
     store.upsert_papers([copy(p, comments="changed so the record is rewritten")])
-    assert versions_of(db_path, "0704.0003") == [
+    assert versions_of(backend, "0704.0003") == [
         (1, "2007-04-01T20:46:54Z", None),
         (2, "2007-12-08T23:47:24Z", None),
         (3, "2008-01-13T00:36:28Z", None),
@@ -269,17 +341,17 @@ def hf_record(p: Paper, upvotes: int, day: date) -> Paper:
     )
 
 
-def test_hf_partial_record_for_a_known_paper_only_updates_signals(filled, db_path):
+def test_hf_partial_record_for_a_known_paper_only_updates_signals(filled, backend):
     p = by_id(CS)["2503.11792"]
-    seq_before = seqs(db_path)[p.arxiv_id]
+    seq_before = seqs(backend)[p.arxiv_id]
     res = filled.upsert_papers([hf_record(p, 7, date(2025, 3, 19))])
     assert (res.inserted, res.updated) == (0, 0)
     got = filled.get_paper(p.arxiv_id)
     assert (got.hf_upvotes, got.featured_on) == (7, date(2025, 3, 19))
     assert got == copy(p, hf_upvotes=7, featured_on=date(2025, 3, 19))  # title, categories ... untouched
     assert got.categories == ["cs.CV"] and got.source == "arxiv-cs"
-    assert seqs(db_path)[p.arxiv_id] == seq_before
-    assert sorted(sql(db_path, "SELECT s.source FROM paper_sources s JOIN papers p ON p.id = s.paper_id "
+    assert seqs(backend)[p.arxiv_id] == seq_before
+    assert sorted(backend.sql("SELECT s.source FROM paper_sources s JOIN papers p ON p.id = s.paper_id "
                                "WHERE p.arxiv_id = ?", (p.arxiv_id,))) == [("arxiv-cs",), ("hf-daily",)]
     # Featured again later with more votes: the votes follow, the first featured day stays.
     filled.upsert_papers([hf_record(p, 12, date(2025, 3, 25))])
@@ -374,7 +446,7 @@ def test_lookups_beyond_the_sqlite_parameter_chunk(store):
     assert {p.arxiv_id for p in got.values()} == {p.arxiv_id for p in many}
 
 
-def test_iter_changed_and_doc_meta_after_a_watermark(store, db_path):
+def test_iter_changed_and_doc_meta_after_a_watermark(store, backend):
     store.upsert_papers([copy(p) for p in SNAP])
     watermark = store.max_seq()
     store.upsert_papers([copy(p) for p in CS])
@@ -465,7 +537,7 @@ def test_stale_and_other_model_embeddings_are_missing(filled):
 # -- state and stats -------------------------------------------------------------------------------------
 
 
-def test_state_set_get_delete_and_persisted(store, db_path):
+def test_state_set_get_delete_and_persisted(store, backend):
     assert store.get_state("oai:cs:resume") is None
     store.set_state("oai:cs:resume", "6960524|1001")
     store.set_state("oai:cs:resume", "6960524|2002")
@@ -475,13 +547,13 @@ def test_state_set_get_delete_and_persisted(store, db_path):
     assert store.get_state("oai:cs:resume") is None
     store.set_state("never-set", None)  # deleting a missing key is fine
     store.close()
-    again = SqliteStore(db_path)
+    again = backend.open()
     assert again.get_state("index:lexical:seq") == "12"
     assert again.get_state("oai:cs:resume") is None
     again.close()
 
 
-def test_stats(filled, db_path):
+def test_stats(filled, backend):
     st = filled.stats()
     assert st.papers == 80
     assert st.with_code == sum(bool(p.code_urls) for p in ALL)

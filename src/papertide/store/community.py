@@ -60,6 +60,8 @@ def _qmarks(n: int) -> str:
 
 class CommunityMixin:
     _db: sqlite3.Connection
+    # What a unique constraint raises; the PostgreSQL store (store/postgres.py) names psycopg's.
+    _IntegrityError: type[Exception] = sqlite3.IntegrityError
 
     # -- users --------------------------------------------------------------------------------------
     def create_user(self, email: str, name: str, password_hash: str, is_admin: bool = False) -> User:
@@ -70,7 +72,7 @@ class CommunityMixin:
                     "INSERT INTO users (email, name, password_hash, is_admin, created_at) VALUES (?,?,?,?,?)",
                     (email, name, password_hash, int(is_admin), _now()),
                 )
-            except sqlite3.IntegrityError as e:
+            except self._IntegrityError as e:
                 raise Conflict(f"an account for {email} already exists") from e
             return self.get_user(cur.lastrowid)  # type: ignore[return-value]
 
@@ -165,7 +167,7 @@ class CommunityMixin:
                 cur = self._db.execute(
                     "INSERT INTO collections (user_id, name, created_at) VALUES (?, ?, ?)", (user_id, name, _now())
                 )
-            except sqlite3.IntegrityError as e:
+            except self._IntegrityError as e:
                 raise Conflict(f"you already have a collection named {name!r}") from e
             return Collection(cur.lastrowid, user_id, name, 0)  # type: ignore[arg-type]
 

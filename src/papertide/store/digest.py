@@ -90,6 +90,8 @@ def _subscriber(r: Sequence) -> Subscriber:
 
 class DigestMixin:
     _db: sqlite3.Connection
+    # What a unique constraint raises; the PostgreSQL store (store/postgres.py) names psycopg's.
+    _IntegrityError: type[Exception] = sqlite3.IntegrityError
 
     # -- subscribers ---------------------------------------------------------------------------------
     def create_subscriber(self, email: str, link_key: str, user_id: int | None = None,
@@ -105,7 +107,7 @@ class DigestMixin:
                     (email, p.frequency, " ".join(p.categories), json.dumps(list(p.keywords)), p.max_papers,
                      int(p.for_you), user_id, link_key, _now()),
                 )
-            except sqlite3.IntegrityError as e:
+            except self._IntegrityError as e:
                 raise Conflict(f"{email} is already subscribed") from e
             return self.get_subscriber(cur.lastrowid)  # type: ignore[arg-type,return-value]
 
