@@ -138,7 +138,7 @@ def main() -> None:
     ap.add_argument("--new-papers", type=int, default=1_000, help="New papers in the batch-scoring timing.")
     ap.add_argument("--out", type=Path, help="Results JSON (default benchmarks/results/recsys-<time>.json).")
     args = ap.parse_args()
-    from papertide.rank.recommend import Background, UserModels, fit_user
+    from papertide.rank.recommend import Background, UserModels, category_rows, fit_user
 
     t0 = time.perf_counter()
     corpus, task = load(args.users)
@@ -152,23 +152,27 @@ def main() -> None:
     hist = task.history
     rng = np.random.default_rng(0)
     bg_rows = np.sort(rng.choice(hist, 2000, replace=False))
-    bg = Background(corpus.vectors[bg_rows], T[bg_rows])
+    names = sorted({c for cats in corpus.categories for c in cats})
+    K = category_rows(corpus.categories, names)
+    KC = K[C]
+    bg = Background(corpus.vectors[bg_rows], T[bg_rows], K[bg_rows])
     X = sanity_tfidf(corpus)
     listed = corpus.listed[C].astype("datetime64[D]").astype(np.int64).astype(np.float64)
-    runs: dict[str, dict] = {"papertide": {}, "newest-first": {}, "centroid": {}, "tfidf-svm (arxiv-sanity)": {}}
+    runs: dict[str, dict] = {"papertide": {}, "papertide without categories": {}, "newest-first": {}, "centroid": {}, "tfidf-svm (arxiv-sanity)": {}}
     fit_s, refresh_s, models = [], [], []
     t_svm = 0.0
     for i, u in enumerate(task.users, 1):
         lib = task.libraries[u]
         t = time.perf_counter()
-        m = fit_user(bg, corpus.vectors[lib], T[lib], pos_ids=lib)
+        m = fit_user(bg, corpus.vectors[lib], T[lib], pos_ids=lib, pos_categories=K[lib])
         fit_s.append(time.perf_counter() - t)
         models.append(m)
-        runs["papertide"][u] = run_from_scores(corpus, C, m.score(VC, TC))
+        runs["papertide"][u] = run_from_scores(corpus, C, m.score(VC, TC, KC))
+        runs["papertide without categories"][u] = run_from_scores(corpus, C, m.score(VC, TC))
         # a save: the whole model is refitted with the new paper among the positives (that is the update)
         saved = np.append(lib, rng.choice(hist))
         t = time.perf_counter()
-        fit_user(bg, corpus.vectors[saved], T[saved], pos_ids=saved)
+        fit_user(bg, corpus.vectors[saved], T[saved], pos_ids=saved, pos_categories=K[saved])
         refresh_s.append(time.perf_counter() - t)
         runs["newest-first"][u] = run_from_scores(corpus, C, listed)
         c = corpus.vectors[lib].mean(0)
@@ -180,7 +184,7 @@ def main() -> None:
             print(f"{i}/{len(task.users)} users", file=sys.stderr, flush=True)
     scores = {name: evaluate_recsys(task.qrels, run) for name, run in runs.items()}
     recalls = {name: per_user(task.qrels, run) for name, run in runs.items()}
-    base = {k: v for k, v in scores.items() if k != "papertide"}
+    base = {k: v for k, v in scores.items() if not k.startswith("papertide")}
     best = max(base, key=lambda k: base[k]["recall@50"])
     gain = scores["papertide"]["recall@50"] / base[best]["recall@50"] - 1
     # paired bootstrap of the relative Recall@50 gain over the best baseline (users resampled)
@@ -194,11 +198,11 @@ def main() -> None:
     reps = -(-args.score_users // len(models))
     stack = UserModels((models * reps)[: args.score_users])
     new = rng.choice(C, args.new_papers, replace=False)
-    nv, nt = corpus.vectors[new], T[new]
+    nv, nt, nk = corpus.vectors[new], T[new], K[new]
     batch_s = []
     for _ in range(3):
         t = time.perf_counter()
-        stack.score(nv, nt)
+        stack.score(nv, nt, nk)
         batch_s.append(time.perf_counter() - t)
     result = {
         "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -28,7 +28,7 @@ def test_corpus_rows_are_aligned_with_the_store(indexed, corpus):
     assert len(corpus) == store.count_papers() == len(corpus.vectors)
     aid = corpus.arxiv_ids[3]
     p = store.get_paper(aid)
-    assert corpus.titles[3] == p.title and corpus.authors[3] == p.authors
+    assert corpus.titles[3] == p.title and corpus.authors[3] == p.authors and corpus.categories[3] == p.categories
     assert corpus.listed[3] == np.datetime64(p.listed or p.submitted, "D")
     doc = store.doc_ids_for([aid])[aid]
     np.testing.assert_array_equal(corpus.vectors[3], indexes.dense.vector_of(doc))

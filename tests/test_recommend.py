@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from papertide.rank.recommend import (
-    Background, TermSpace, UserModels, blend_with_trending, explain, fit_user,
+    Background, TermSpace, UserModels, blend_with_trending, category_rows, explain, fit_user,
 )
 
 
@@ -100,7 +100,30 @@ def test_model_parts_are_small_plain_arrays(cl_model):
     parts = model.parts()
     assert parts["dense"].shape == (384,) and parts["dense"].dtype == np.float32
     assert len(parts["lexical_terms"]) == len(parts["lexical_weights"]) <= 4096
-    assert parts["calibration"].shape == (3, 2)
+    assert parts["calibration"].shape == (4, 2) and parts["category_llr"] is None
+
+
+def test_categories_part_favours_the_users_categories(papers):
+    ids, ps, vectors, terms, _ = papers
+    names = sorted({c for p in ps for c in p.categories})
+    K = category_rows([p.categories for p in ps], names)
+    assert K.shape == (len(ps), len(names)) and (K.sum(1) >= 1).all()
+    bg = Background.sample(vectors, terms, K, size=200, seed=1)
+    ro = _topic(ps, "cs.RO")
+    assert len(ro) >= 4
+    saved = ro[::2]
+    model = fit_user(bg, vectors[saved], terms[saved], pos_ids=ids[saved], pos_categories=K[saved])
+    assert model.category_llr is not None and model.category_llr[names.index("cs.RO")] > 0
+    with_cat = model.score(vectors, terms, K)
+    without = model.score(vectors, terms)
+    in_ro = np.array(["cs.RO" in p.categories for p in ps])
+    # the categories part lifts robotics papers relative to the rest
+    assert (with_cat - without)[in_ro].mean() > (with_cat - without)[~in_ro].mean()
+    other = fit_user(bg, vectors[:5], terms[:5], pos_categories=K[:5])
+    stack = UserModels([model, other])
+    np.testing.assert_allclose(stack.score(vectors[:30], terms[:30], K[:30])[0], with_cat[:30], rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError):
+        UserModels([model, fit_user(bg, vectors[:5], terms[:5])])
 
 
 def test_fit_needs_a_positive(papers, cl_model):

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
@@ -56,6 +56,7 @@ class RecsysCorpus:
     titles: list[str]
     abstracts: list[str]
     vectors: np.ndarray  # float32 [n, dim], L2-normalised (a zero row where a paper has no embedding)
+    categories: list[list[str]] = field(default_factory=list)  # arXiv categories, primary first
 
     def __len__(self) -> int:
         return len(self.arxiv_ids)
@@ -106,7 +107,8 @@ def load_corpus_db(db: Path, model: str | None = None) -> RecsysCorpus:
                 raise ValueError(f"{path} holds embeddings of several models ({', '.join(models)}): pick one")
             model = models[0] if models else ""
         rows = con.execute(
-            "SELECT p.id, p.arxiv_id, coalesce(p.listed, p.submitted), p.authors, p.title, p.abstract, e.vector "
+            "SELECT p.id, p.arxiv_id, coalesce(p.listed, p.submitted), p.authors, p.title, p.abstract, e.vector, "
+            "p.categories "
             "FROM papers p LEFT JOIN embeddings e ON e.paper_id = p.id AND e.model = ? ORDER BY p.id",
             (model,),
         ).fetchall()
@@ -124,6 +126,7 @@ def load_corpus_db(db: Path, model: str | None = None) -> RecsysCorpus:
         titles=[r[4] for r in rows],
         abstracts=[r[5] for r in rows],
         vectors=vectors,
+        categories=[(r[7] or "").split() for r in rows],
     )
 
 
