@@ -23,7 +23,7 @@ import json
 import os
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -38,8 +38,15 @@ try:
 except ImportError:
     sys.path.insert(0, str(ROOT / "src"))
 
-from papertide.eval.recsys import (  # noqa: E402
-    RecsysCorpus, RecsysTask, build_task, evaluate_recsys, load_corpus_db, load_users, per_user, run_from_scores,
+from papertide.eval.recsys import (
+    RecsysCorpus,
+    RecsysTask,
+    build_task,
+    evaluate_recsys,
+    load_corpus_db,
+    load_users,
+    per_user,
+    run_from_scores,
 )
 
 DATA = ROOT.parent / "shared" / "data" / "recsys"
@@ -205,9 +212,9 @@ def main() -> None:
         stack.score(nv, nt, nk)
         batch_s.append(time.perf_counter() - t)
     result = {
-        "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": " ".join(["benchmarks/bench_recsys.py", *sys.argv[1:]]),
-        "users": len(task.users), "candidates": int(len(C)), "papers": len(corpus),
+        "users": len(task.users), "candidates": len(C), "papers": len(corpus),
         "terms": len(space), "background": len(bg_rows),
         "scores": scores, "best_baseline": best, "relative_recall50_gain": gain,
         "gain_bootstrap_95": [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))],
@@ -219,7 +226,7 @@ def main() -> None:
         "load_average": os.getloadavg(),
         "threads": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")},
     }
-    out = args.out or RESULTS / f"recsys-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}.json"
+    out = args.out or RESULTS / f"recsys-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
     print(f"{'method':28s} {'Recall@50':>10s} {'nDCG@20':>8s} {'MRR':>7s}")

@@ -16,7 +16,7 @@ import json
 import os
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -30,8 +30,8 @@ try:
 except ImportError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, str(ROOT / "src"))
 
-from papertide.eval.csfcube import CsfcubeDataset, load_csfcube  # noqa: E402
-from papertide.store.base import embed_text  # noqa: E402
+from papertide.eval.csfcube import CsfcubeDataset, load_csfcube
+from papertide.store.base import embed_text
 
 DATA = ROOT.parent / "shared" / "data" / "csfcube"
 WORK = ROOT / "benchmarks" / "work" / "csfcube"
@@ -184,7 +184,7 @@ def main() -> None:
     table["papertide dense only"] = sweep["title w=1.0"]
     best = max(table, key=lambda k: table[k]["mean"] if "papertide" not in k else -1)
     result = {
-        "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": " ".join(["benchmarks/bench_similar.py", *sys.argv[1:]]),
         "queries": {f: len(q) for f, q in ds.queries.items()}, "abstracts": len(ids),
         "metric": "NDCG@20, CSFCube's official discount (papertide.eval.csfcube)",
@@ -192,7 +192,7 @@ def main() -> None:
         "table": table, "sweep": sweep, "best_baseline": best,
         "beats_both_baselines": table[f"papertide ({product}, chosen)"]["mean"] > table[best]["mean"],
     }
-    out = args.out or RESULTS / f"similar-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}.json"
+    out = args.out or RESULTS / f"similar-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
     print(f"{'method':48s} {'background':>10s} {'method':>7s} {'result':>7s} {'mean':>7s}")

@@ -9,7 +9,13 @@ import pytest
 
 from papertide.eval import metrics
 from papertide.eval.recsys import (
-    RecsysCorpus, build_task, evaluate_recsys, load_corpus_db, load_users, per_user, run_from_scores,
+    RecsysCorpus,
+    build_task,
+    evaluate_recsys,
+    load_corpus_db,
+    load_users,
+    per_user,
+    run_from_scores,
 )
 
 

@@ -4,7 +4,13 @@ import numpy as np
 import pytest
 
 from papertide.rank.recommend import (
-    Background, TermSpace, UserModels, blend_with_trending, category_rows, explain, fit_user,
+    Background,
+    TermSpace,
+    UserModels,
+    blend_with_trending,
+    category_rows,
+    explain,
+    fit_user,
 )
 
 
@@ -36,7 +42,7 @@ def cl_model(papers):
 
 
 def test_model_ranks_held_out_papers_of_the_users_topic_first(papers, cl_model):
-    ids, ps, vectors, terms, _ = papers
+    _ids, ps, vectors, terms, _ = papers
     model, saved, held, _ = cl_model
     rest = np.setdiff1d(np.arange(len(ps)), saved)
     s = model.score(vectors[rest], terms[rest])
@@ -71,7 +77,7 @@ def test_batch_scoring_matches_each_users_model(papers, cl_model):
 
 
 def test_not_interested_lowers_similar_papers(papers, cl_model):
-    ids, ps, vectors, terms, _ = papers
+    ids, _ps, vectors, terms, _ = papers
     model, saved, held, bg = cl_model
     neg = held[:3]
     with_neg = fit_user(bg, vectors[saved], terms[saved], vectors[neg], terms[neg], pos_ids=ids[saved])

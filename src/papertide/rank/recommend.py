@@ -64,9 +64,9 @@ __all__ = [
     "UserModel",
     "UserModels",
     "blend_with_trending",
-    "explain",
     "category_rows",
     "category_scores",
+    "explain",
     "fit_user",
 ]
 
@@ -103,10 +103,10 @@ class TermSpace:
 
 
 def _vectorizer_args() -> dict:
-    return dict(
-        strip_accents="unicode", lowercase=True, stop_words="english", token_pattern=TOKEN_PATTERN,
-        ngram_range=(1, 2), norm="l2", sublinear_tf=True, dtype=np.float32,
-    )
+    return {
+        "strip_accents": "unicode", "lowercase": True, "stop_words": "english", "token_pattern": TOKEN_PATTERN,
+        "ngram_range": (1, 2), "norm": "l2", "sublinear_tf": True, "dtype": np.float32,
+    }
 
 
 @dataclass
