@@ -59,6 +59,19 @@ def indexed(tmp_path_factory, embedder, sample_papers):
     store.close()
 
 
+@pytest.fixture(scope="session")
+def pg_indexed(pg_server, embedder, sample_papers):
+    """`indexed` on PostgreSQL: the same papers in a PostgresStore, searched inside the database."""
+    from papertide.index.build import update_index
+    from papertide.store.postgres import PostgresStore
+
+    store = PostgresStore(pg_server.new_database("indexed"))
+    store.upsert_papers(sample_papers[:N_INDEXED])
+    indexes, _ = update_index(store, None, embedder)
+    yield store, indexes, None
+    store.close()
+
+
 HF_PAGES = sorted((pathlib.Path(__file__).parent / "fixtures" / "recorded").glob("hf_daily_papers_*.json"))
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -42,11 +43,18 @@ def run_beir(
     directory: Path, embedder: Embedder, split: str = "train", fusion_config: FusionConfig | None = None,
     modes: tuple[Mode, ...] = (Mode.lexical, Mode.dense, Mode.hybrid), depth: int = 100,
     progress: Progress | None = None, on_query: Callable[[int, int], None] | None = None,
-    work_dir: Path | None = None,
+    work_dir: Path | None = None, db_url: str | None = None,
 ) -> BeirResult:
+    """Score papertide's rankers on a BEIR collection, in a temporary store: a SQLite file, or, when `db_url`
+    is a postgresql:// URL, a temporary database on that server (created and dropped here)."""
     ds = load_beir(directory, split)
-    with tempfile.TemporaryDirectory(prefix="papertide-eval-", dir=work_dir) as tmp:
-        store = SqliteStore(Path(tmp) / "eval.db")
+    with tempfile.TemporaryDirectory(prefix="papertide-eval-", dir=work_dir) as tmp, ExitStack() as stack:
+        if db_url and db_url.startswith(("postgresql://", "postgres://")):
+            from papertide.store.postgres import PostgresStore, temporary_database
+
+            store = PostgresStore(stack.enter_context(temporary_database(db_url, "papertide_eval")))
+        else:
+            store = SqliteStore(Path(tmp) / "eval.db")
         try:
             papers = corpus_papers(ds)
             for i in range(0, len(papers), 5000):

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from papertide.index.dense import DenseIndex, DocFilter
 from papertide.index.lexical import LexDoc, LexicalIndex
+from papertide.models import SearchFilters
 from papertide.store.base import Store, embed_text
 
 if TYPE_CHECKING:
@@ -41,6 +42,13 @@ class Indexes:
         self.dense.refresh(store)
         self.filters.refresh(store)
 
+    def dense_search(self, q, k: int, filters: SearchFilters | None) -> list[tuple[int, float]]:
+        """Top-k (doc_id, cosine) among the papers that pass the filters."""
+        allowed = None
+        if filters is not None and not filters.is_empty():
+            allowed = self.filters.mask(self.dense.ids, filters)
+        return self.dense.search(q, k, allowed)
+
 
 @dataclass(slots=True)
 class IndexReport:
@@ -55,7 +63,12 @@ def open_indexes(
     """Open (or create) the indexes in `index_dir` (in memory when None), caught up with the store.
 
     `read_only` is for readers such as the web server: the dense cache catches up in memory only.
+    A PostgreSQL store searches inside the database (index/pg.py): nothing to open in `index_dir`.
     """
+    if getattr(store, "dialect", "sqlite") == "postgresql":
+        from papertide.index.pg import PgIndexes
+
+        return PgIndexes.open(store, model_id, dim)  # type: ignore[return-value]
     lex = LexicalIndex(index_dir / LEXICAL_DIR if index_dir else None)
     dense = DenseIndex(index_dir / "dense" if index_dir else None, dim, model_id, read_only=read_only)
     filters = DocFilter()
@@ -122,6 +135,9 @@ def update_index(
     report.embedded = embed_missing(store, embedder, progress)
     if indexes is None:
         indexes = open_indexes(store, index_dir, embedder.model_id, embedder.dim, refresh=False)
+    if not isinstance(indexes, Indexes):  # PostgreSQL: the database maintains its own search structures
+        indexes.update()
+        return indexes, report
     report.lexical = update_lexical(store, indexes.lexical, index_dir, progress)
     report.dense_rows = indexes.dense.refresh(store)
     indexes.filters.refresh(store)

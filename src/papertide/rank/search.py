@@ -61,10 +61,7 @@ class SearchEngine:
             t0 = time.perf_counter()
             q = self.embedder.encode_query(query)
             t1 = time.perf_counter()
-            allowed = None
-            if filters is not None and not filters.is_empty():
-                allowed = self.indexes.filters.mask(self.indexes.dense.ids, filters)
-            den = self.indexes.dense.search(q, depth, allowed)
+            den = self.indexes.dense_search(q, depth, filters)
             t2 = time.perf_counter()
             t["embed"], t["dense"] = (t1 - t0) * 1e3, (t2 - t1) * 1e3
         if mode is Mode.lexical:

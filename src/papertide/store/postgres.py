@@ -627,6 +627,30 @@ class PostgresStore(CommunityMixin, DigestMixin):
             cur.execute(sql, args or None)
             return cur.fetchall() if cur.description else []
 
+    def search_query(self, sql: str, args: Sequence, settings: dict[str, str] | None = None) -> list[tuple]:
+        """One search query in its own transaction, with SET LOCAL settings (e.g. hnsw.ef_search)."""
+        with self._lock, self._conn.transaction(), self._conn.cursor() as cur:
+            for key, value in (settings or {}).items():
+                cur.execute("SELECT set_config(%s, %s, true)", (key, value))
+            cur.execute(sql, args)
+            return cur.fetchall()
+
+
+@contextmanager
+def temporary_database(url: str, prefix: str = "papertide_tmp") -> Iterator[str]:
+    """A new empty database on the server of `url` (needs CREATEDB), dropped on exit; yields its URL."""
+    import secrets
+    from urllib.parse import urlsplit, urlunsplit
+
+    name = f"{prefix}_{secrets.token_hex(4)}"
+    with psycopg.connect(url, autocommit=True) as c:
+        c.execute(f"CREATE DATABASE {name}")
+    try:
+        yield urlunsplit(urlsplit(url)._replace(path="/" + name))
+    finally:
+        with psycopg.connect(url, autocommit=True) as c:
+            c.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
 
 def _redact(url: str) -> str:
     return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)

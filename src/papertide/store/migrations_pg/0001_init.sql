@@ -73,3 +73,13 @@ CREATE TABLE state (
     key   TEXT PRIMARY KEY,
     value TEXT
 );
+
+-- Document frequencies of the stemmed terms, for the IDF of the lexical ranking (index/pg.py). Refreshed by
+-- `papertide index`; a slightly stale one only shifts weights between terms.
+-- ts_stat's query text is schema-qualified: REFRESH runs it with a search_path of pg_catalog only.
+DO $$ BEGIN
+  EXECUTE format('CREATE MATERIALIZED VIEW lexical_terms AS SELECT word, ndoc FROM ts_stat(%L) '
+                 'UNION ALL SELECT %L, count(*) FROM %I.papers',  -- the word '''' holds N, the documents
+                 format('SELECT tsv FROM %I.papers', current_schema()), '', current_schema());
+END $$;
+CREATE UNIQUE INDEX lexical_terms_word ON lexical_terms(word);
