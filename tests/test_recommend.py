@@ -11,6 +11,7 @@ from papertide.rank.recommend import (
     category_rows,
     explain,
     fit_user,
+    model_from_parts,
 )
 
 
@@ -130,6 +131,16 @@ def test_categories_part_favours_the_users_categories(papers):
     np.testing.assert_allclose(stack.score(vectors[:30], terms[:30], K[:30])[0], with_cat[:30], rtol=1e-4, atol=1e-4)
     with pytest.raises(ValueError):
         UserModels([model, fit_user(bg, vectors[:5], terms[:5])])
+
+
+def test_a_stored_model_scores_as_the_fitted_one(papers, cl_model):
+    ids, _, vectors, terms, space = papers
+    model, *_ = cl_model
+    parts = model.parts()
+    row = {int(d): i for i, d in enumerate(ids)}
+    positives = vectors[[row[int(d)] for d in parts["positive_ids"]]]
+    again = model_from_parts(parts, positives, len(space))
+    np.testing.assert_allclose(again.score(vectors, terms), model.score(vectors, terms), rtol=1e-5, atol=1e-5)
 
 
 def test_fit_needs_a_positive(papers, cl_model):

@@ -18,7 +18,7 @@ same score whatever else arrives with it (no per-batch normalisation). Weights a
 the recsys dev users (benchmarks/README.md, "For you"). Everything here is pure: arrays in, arrays out;
 persisting a model is the store's job - `UserModel.parts()` is what to store (a 384-float vector, the
 lexical weights as (term id, weight) pairs, one float per category, eight floats of calibration, the
-positives' ids).
+positives' ids), and `model_from_parts` rebuilds it with the positives' embeddings from the dense index.
 """
 
 from __future__ import annotations
@@ -68,6 +68,7 @@ __all__ = [
     "category_scores",
     "explain",
     "fit_user",
+    "model_from_parts",
 ]
 
 
@@ -190,6 +191,20 @@ class UserModel:
             "lexical_bias": self.lexical_bias, "category_llr": self.category_llr, "calibration": self.calibration,
             "positive_ids": self.positive_ids,
         }
+
+
+def model_from_parts(parts: dict, positives: np.ndarray, n_terms: int) -> UserModel:
+    """Rebuild a stored model: `parts` as `UserModel.parts()` gave them, the positives' current embeddings
+    (rows in `parts["positive_ids"]` order, read from the dense index) and the term space's size."""
+    terms = np.asarray(parts["lexical_terms"], dtype=np.int32)
+    weights = np.asarray(parts["lexical_weights"], dtype=np.float32)
+    lexical = sp.csr_matrix((weights, terms, [0, len(terms)]), shape=(1, n_terms))
+    llr = parts.get("category_llr")
+    return UserModel(
+        np.asarray(parts["dense"], dtype=np.float32), lexical, float(parts["lexical_bias"]),
+        np.asarray(positives, dtype=np.float32), np.asarray(parts["positive_ids"], dtype=np.int64),
+        None if llr is None else np.asarray(llr, dtype=np.float32), np.asarray(parts["calibration"], dtype=np.float64),
+    )
 
 
 def category_rows(categories: Sequence[Sequence[str]], names: Sequence[str]) -> sp.csr_matrix:
