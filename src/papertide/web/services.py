@@ -107,7 +107,8 @@ def build_services(settings: Settings, load_engine: bool = True, embedder=None) 
     """
     store = open_store(settings.db_url)
     engine = None
-    if load_engine and settings.index_dir.exists():
+    in_database = getattr(store, "dialect", "sqlite") == "postgresql"  # PostgreSQL searches in the database
+    if load_engine and (in_database or settings.index_dir.exists()):
         from papertide.index.build import open_indexes
         from papertide.index.embedder import Embedder
 
