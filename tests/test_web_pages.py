@@ -468,3 +468,16 @@ def test_a_loop_of_merges_is_a_404_not_a_crash(client, site):
     site.store._db.execute("UPDATE papers SET hidden = 1, merged_into = ? WHERE id = ?", (a, ids[b]))
     r = client.get(f"/papers/{a}")
     assert r.status_code == 404
+
+
+def test_similar_lists_are_remembered_until_the_indexes_change(site, sample_papers, embedder):
+    """A paper's similar list is computed once per index generation, then served from memory."""
+    from papertide.index.build import update_index
+
+    doc = site.store.doc_ids_for([sample_papers[0].arxiv_id])[sample_papers[0].arxiv_id]
+    first = site.similar(doc, 8)
+    assert site.similar(doc, 8) is first  # the cached list itself
+    site.store.upsert_papers([sample_papers[1700]])
+    update_index(site.store, site.settings.index_dir, embedder)
+    assert site.refresh_indexes()
+    assert site.similar(doc, 8) is not first  # recomputed over the new indexes

@@ -16,7 +16,6 @@ from fastapi.security import HTTPBearer
 from pydantic import BaseModel, Field
 
 from papertide.models import InvalidIdError, Paper, SearchFilters, parse_arxiv_id
-from papertide.rank.similar import similar_papers
 from papertide.rank.trending import Period, Sort
 from papertide.web.deps import ApiUserDep, ServicesDep
 from papertide.web.pages import feed_page, lookup, run_search
@@ -229,7 +228,7 @@ def similar(
         raise SearchUnavailable("Similar papers need the search index, which this server has not built yet.")
     days = SINCE_DAYS[since]
     start = date.today() - timedelta(days=days) if days else None
-    hits = similar_papers(services.engine, doc_id, k + 10, start)  # a margin for hidden papers
+    hits = services.similar(doc_id, k + 10, start)  # a margin for hidden papers
     hidden = services.store.hidden_among([d for d, _ in hits]) if hits else set()
     kept = [(d, s) for d, s in hits if d not in hidden][:k]
     found = cards(services.store, [d for d, _ in kept], None, scores=dict(kept))

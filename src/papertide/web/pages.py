@@ -13,7 +13,6 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from papertide.bibtex import to_bibtex
 from papertide.models import InvalidIdError, Paper, SearchFilters, parse_arxiv_id
-from papertide.rank.similar import similar_papers
 from papertide.rank.trending import Period, Sort, end_of, period_range, rank_feed
 from papertide.store.community import User
 from papertide.web.deps import ServicesDep, SignedInDep, UserDep, check_csrf, client_ip, flash, render
@@ -146,7 +145,7 @@ def paper_page(
     similar = []
     if services.engine is not None:
         start = {"all": None, "year": date.today() - timedelta(days=365), "month": date.today() - timedelta(days=31)}
-        hits = similar_papers(services.engine, doc_id, SIMILAR_K + 4, start[since])
+        hits = services.similar(doc_id, SIMILAR_K + 4, start[since])
         hidden = services.store.hidden_among([d for d, _ in hits])
         similar = cards(services.store, [d for d, _ in hits if d not in hidden][:SIMILAR_K], user)
     hidden_flag, merged_into = services.store.curation(doc_id)

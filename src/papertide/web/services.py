@@ -4,19 +4,27 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date
+from typing import TYPE_CHECKING
 
 import httpx
 
 from papertide.config import Settings
 from papertide.models import Paper
 from papertide.rank.search import FusionConfig, SearchEngine
+from papertide.rank.similar import similar_papers
 from papertide.store import open_store
 from papertide.store.sqlite import SqliteStore
 from papertide.web.security import Links
 
+if TYPE_CHECKING:
+    from papertide.rank.foryou import ForYou
+
 log = logging.getLogger(__name__)
+SIMILAR_CACHE = 20_000  # similar-paper lists kept per process (~1 KB each)
 
 
 class ArxivUnavailable(Exception):
@@ -49,8 +57,44 @@ class Services:
     engine: SearchEngine | None = None
     fetch_arxiv: Callable[[str], Paper | None] | None = None
     _index_lock: threading.Lock = field(default_factory=threading.Lock)
+    _similar_lock: threading.Lock = field(default_factory=threading.Lock)
 
     _seen: tuple = ()
+    _similar: OrderedDict = field(default_factory=OrderedDict)
+
+    def similar(self, doc_id: int, k: int, since: date | None = None) -> list[tuple[int, float]]:
+        """Similar papers, remembered until the indexes change: a paper's list is the same for every visitor,
+        and computing it is most of a paper page's cost (a dense scan of every vector)."""
+        assert self.engine is not None
+        key = (doc_id, k, since)
+        with self._similar_lock:
+            hit = self._similar.get(key)
+            if hit is not None:
+                self._similar.move_to_end(key)
+                return hit
+        hits = similar_papers(self.engine, doc_id, k, since)
+        with self._similar_lock:
+            self._similar[key] = hits
+            while len(self._similar) > SIMILAR_CACHE:
+                self._similar.popitem(last=False)
+        return hits
+    _foryou: ForYou | None = None
+    _foryou_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def for_you(self) -> ForYou | None:
+        """The "for you" feed of this process (None without an index), created on first use, built lazily."""
+        if self.engine is None:
+            return None
+        with self._foryou_lock:
+            if self._foryou is None:
+                from papertide.rank.foryou import ForYou
+
+                self._foryou = ForYou(self.store, self.engine.embedder.model_id, self._vector_of)
+            return self._foryou
+
+    def _vector_of(self, doc_id: int):
+        assert self.engine is not None
+        return self.engine.indexes.dense.vector_of(doc_id)  # the current indexes, also after a refresh
 
     def index_new_papers(self) -> None:
         """Index a paper submitted through the site right away (embeds only what is new).
@@ -67,6 +111,7 @@ class Services:
                 update_index(self.store, self.settings.index_dir, self.engine.embedder,
                              indexes=self.engine.indexes)
                 self._seen = self._signature()
+                self._similar.clear()
             except Exception as e:
                 log.warning("could not index the new paper now (%s); `papertide index` will", e)
 
@@ -87,6 +132,8 @@ class Services:
             self.engine.indexes = open_indexes(self.store, self.settings.index_dir, emb.model_id, emb.dim,
                                                read_only=True)
             self._seen = sig
+            with self._similar_lock:
+                self._similar.clear()
         return True
 
     def _signature(self) -> tuple:
