@@ -8,6 +8,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 import httpx
@@ -47,6 +48,23 @@ def arxiv_fetcher(settings: Settings) -> Callable[[str], Paper | None]:
         return res.papers[0] if res.papers else None
 
     return fetch
+
+
+class QueryCache:
+    """The embedder, remembering query vectors: paging, re-sorting, filtering and typing-then-deleting
+    all repeat a query, and its embedding is a third of a search's time."""
+
+    def __init__(self, embedder, size: int = 4096):
+        self._embedder = embedder
+        self.encode_query = lru_cache(maxsize=size)(self._encode)
+
+    def _encode(self, query: str):
+        vec = self._embedder.encode_query(query)
+        vec.setflags(write=False)  # shared between requests
+        return vec
+
+    def __getattr__(self, name):
+        return getattr(self._embedder, name)
 
 
 @dataclass
@@ -161,7 +179,7 @@ def build_services(settings: Settings, load_engine: bool = True, embedder=None) 
 
         embedder = embedder or Embedder(precision=settings.embed_precision, batch_size=settings.embed_batch_size)
         indexes = open_indexes(store, settings.index_dir, embedder.model_id, embedder.dim, read_only=True)
-        engine = SearchEngine(store, indexes, embedder,
+        engine = SearchEngine(store, indexes, QueryCache(embedder),
                               FusionConfig(settings.fusion, settings.fusion_alpha, settings.fusion_depth))
     elif load_engine:
         log.warning("no index in %s: search is off until `papertide index` runs", settings.index_dir)
