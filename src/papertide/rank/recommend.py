@@ -95,6 +95,16 @@ class TermSpace:
         vec.fit(texts)
         return cls(vec.get_feature_names_out().tolist(), vec.idf_)
 
+    @classmethod
+    def fit_transform(cls, texts: Sequence[str], min_df: int = TERM_MIN_DF,
+                      max_df: float = TERM_MAX_DF) -> tuple[TermSpace, sp.csr_matrix]:
+        """`fit` and the texts' rows in one pass (transforming again costs as much as fitting)."""
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        vec = TfidfVectorizer(**_vectorizer_args(), min_df=min_df, max_df=max_df)
+        rows = vec.fit_transform(texts).astype(np.float32).tocsr()
+        return cls(vec.get_feature_names_out().tolist(), vec.idf_), rows
+
     def __len__(self) -> int:
         return len(self.terms)
 

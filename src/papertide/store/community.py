@@ -5,9 +5,10 @@ Mixed into SqliteStore, so one connection and one lock own all persistence (see 
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
@@ -222,6 +223,119 @@ class CommunityMixin:
                 (user_id, paper_id),
             )
             return {r[0] for r in rows}
+
+    # -- for you ------------------------------------------------------------------------------------
+    def foryou_positives(self, user_id: int) -> list[int]:
+        """What the user's "for you" model learns from: papers saved in any collection, and upvotes, newest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT paper_id, max(at) FROM ("
+                " SELECT i.paper_id AS paper_id, i.added_at AS at FROM collection_items i"
+                " JOIN collections c ON c.id = i.collection_id WHERE c.user_id = ?"
+                " UNION ALL SELECT paper_id, created_at FROM votes WHERE user_id = ?"
+                ") AS acts GROUP BY paper_id ORDER BY max(at) DESC, paper_id",
+                (user_id, user_id),
+            )
+            return [r[0] for r in rows]
+
+    def set_not_interested(self, user_id: int, paper_id: int, on: bool = True) -> None:
+        with self._lock:
+            if on:
+                self._db.execute("INSERT OR IGNORE INTO not_interested VALUES (?, ?, ?)", (user_id, paper_id, _now()))
+            else:
+                self._db.execute("DELETE FROM not_interested WHERE user_id = ? AND paper_id = ?", (user_id, paper_id))
+
+    def not_interested_papers(self, user_id: int) -> list[int]:
+        """The user's explicit negatives, newest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT paper_id FROM not_interested WHERE user_id = ? ORDER BY created_at DESC, paper_id", (user_id,)
+            )
+            return [r[0] for r in rows]
+
+    def foryou_trending(self, user_id: int) -> float:
+        """The user's blend: 0 = pure "for you" order, 1 = pure trending order."""
+        with self._lock:
+            row = self._db.execute("SELECT foryou_trending FROM users WHERE id = ?", (user_id,)).fetchone()
+        return float(row[0]) if row else 0.0
+
+    def set_foryou_trending(self, user_id: int, weight: float) -> None:
+        with self._lock:
+            self._db.execute("UPDATE users SET foryou_trending = ? WHERE id = ?", (float(weight), user_id))
+
+    def recent_papers(self, since: date, limit: int) -> list[tuple[int, str]]:
+        """(doc id, day) of visible papers listed on or after `since`, newest first, at most `limit`."""
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT id, {_DAY} FROM papers WHERE {_DAY} >= ? AND hidden = 0 ORDER BY {_DAY} DESC, id DESC LIMIT ?",
+                (since.isoformat(), limit),
+            )
+            return [(r[0], r[1]) for r in rows]
+
+    def title_abstracts(self, paper_ids: Sequence[int]) -> dict[int, tuple[str, str]]:
+        """(title, abstract) of papers: what the term space reads, without building whole Papers."""
+        ids = list(paper_ids)
+        out: dict[int, tuple[str, str]] = {}
+        for i in range(0, len(ids), 900):
+            chunk = ids[i : i + 900]
+            with self._lock:
+                rows = self._db.execute(
+                    f"SELECT id, title, abstract FROM papers WHERE id IN ({_qmarks(len(chunk))})", chunk
+                ).fetchall()
+            out.update((r[0], (r[1], r[2])) for r in rows)
+        return out
+
+    def iter_paper_texts(self, batch: int = 5000) -> Iterator[list[tuple[int, str, str]]]:
+        """(doc id, title, abstract) of every paper, in id order and batches: the corpus of the term space."""
+        last = -1
+        while True:
+            with self._lock:
+                rows = self._db.execute(
+                    "SELECT id, title, abstract FROM papers WHERE id > ? ORDER BY id LIMIT ?", (last, batch)
+                ).fetchall()
+            if not rows:
+                return
+            last = rows[-1][0]
+            yield [(r[0], r[1], r[2]) for r in rows]
+
+    def ids_for_dois(self, dois: Sequence[str]) -> dict[str, int]:
+        """Doc ids of papers by DOI (compared lower-cased)."""
+        wanted = list({d.strip().lower() for d in dois if d.strip()})
+        if not wanted:
+            return {}
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT lower(doi), id FROM papers WHERE doi IS NOT NULL AND lower(doi) IN ({_qmarks(len(wanted))})",
+                wanted,
+            )
+            return dict(rows.fetchall())
+
+    def iter_titles(self, batch: int = 20000) -> Iterator[list[tuple[int, str]]]:
+        """(doc id, title) of every visible paper, in batches (matching imported references by title)."""
+        last = -1
+        while True:
+            with self._lock:
+                rows = self._db.execute(
+                    "SELECT id, title FROM papers WHERE id > ? AND hidden = 0 ORDER BY id LIMIT ?", (last, batch)
+                ).fetchall()
+            if not rows:
+                return
+            last = rows[-1][0]
+            yield [(r[0], r[1]) for r in rows]
+
+    def papers_by_author(self, name: str, limit: int = 200) -> list[int]:
+        """Visible papers with an author named exactly `name` (case-insensitive), newest first."""
+        name = " ".join(name.split())
+        if not name:
+            return []
+        # The JSON list holds each name in quotes: LIKE narrows in SQL, the exact test is done here.
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT id, authors FROM papers WHERE hidden = 0 AND lower(authors) LIKE ? ORDER BY {_DAY} DESC, id",
+                ('%"' + name.lower() + '"%',),  # "%" and "_" in a name only widen the LIKE
+            ).fetchall()
+        want = name.lower()
+        return [r[0] for r in rows if any(a.lower() == want for a in json.loads(r[1]))][:limit]
 
     # -- submissions --------------------------------------------------------------------------------
     def submit_paper(self, user_id: int, paper_id: int, day: date) -> bool:

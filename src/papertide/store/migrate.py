@@ -32,6 +32,7 @@ TABLES: list[tuple[str, tuple[str, ...]]] = [
     ("collection_items", ("collection_id", "paper_id")),
     ("submissions", ("paper_id", "user_id")),
     ("rate_limits", ("key", "window")),
+    ("not_interested", ("user_id", "paper_id")),
     ("subscribers", ("id",)),
     ("digest_editions", ("id",)),
     ("digest_deliveries", ("subscriber_id", "edition_id")),

@@ -72,9 +72,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         )
         return response
 
-    from papertide.web import account, admin, api, digest, feeds, library, pages
+    from papertide.web import account, admin, api, digest, feeds, foryou, library, pages
 
-    for module in (pages, account, library, admin, feeds, digest):
+    for module in (pages, account, library, foryou, admin, feeds, digest):
         app.include_router(module.router)
     app.include_router(api.router, prefix="/api")
     app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")

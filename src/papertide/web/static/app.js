@@ -116,6 +116,12 @@
         const count = b.querySelector(".count");
         if (count && was !== data.voted) count.textContent = String(Number(count.textContent) + (data.voted ? 1 : -1));
       });
+    } else if (form.matches(".not-interested-form")) {
+      ev.preventDefault();
+      const data = await post(form);
+      if (!data) return;
+      form.closest(".card")?.remove();
+      toast("Got it: fewer papers like this.");
     } else if (form.matches(".save-form")) {
       ev.preventDefault();
       const data = await post(form);

@@ -1,0 +1,302 @@
+"""The "for you" feed of a running site: the corpus side built once per process, per-user models cached.
+
+`ForYou` owns what every user model shares (rank/recommend.py): the term space fitted on all papers, the
+background sample, and the candidates - the recent papers, with their embeddings and term rows - kept in
+memory. Building it reads every paper's text (a minute at 75k papers, see benchmarks/bench_foryou.py), so
+it runs in a background thread and the page says "warming up" meanwhile. A user's model is refitted when
+what it learns from changed (saves, upvotes, "not interested": compared on every request, so it also
+follows actions taken in another worker process), which costs one per-user fit, never a corpus pass.
+New papers join the candidates as their embeddings arrive (`catch_up`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+
+import numpy as np
+import scipy.sparse as sp
+
+from papertide.rank.recommend import (
+    Background,
+    Explanation,
+    TermSpace,
+    UserModel,
+    blend_with_trending,
+    explain,
+    fit_user,
+)
+from papertide.rank.trending import end_of, trending_scores
+
+log = logging.getLogger(__name__)
+
+# Candidates: papers listed within CANDIDATE_DAYS of the newest one, at most CANDIDATE_LIMIT (newest first).
+# A feed is for what is new; 60 days of arXiv cs is ~15k papers, scored in a few ms per user.
+CANDIDATE_DAYS = 60
+CANDIDATE_LIMIT = 20_000
+# A model learns from at most this many of the user's latest saves and upvotes (and dismissals):
+# keeps a refit within the refresh budget (<= 200 ms p95) for very large libraries.
+MAX_POSITIVES = 500
+MAX_NEGATIVES = 500
+MODEL_CACHE = 1024  # users whose model and ranking stay in memory (least recently used dropped)
+DEFAULT_TRENDING = 0.2  # the blend a new account starts with (store migration 0004 has the same default)
+
+
+@dataclass
+class Corpus:
+    """What every user's model is fitted against and scored over (immutable; catch-up builds a new one)."""
+
+    space: TermSpace
+    background: Background
+    ids: np.ndarray  # int64 [n]: candidate doc ids
+    vectors: np.ndarray  # float32 [n, d]
+    terms: sp.csr_matrix  # [n, n_terms]
+    days: list[str | None]
+    emb_seq: int  # embeddings up to this store seq are in
+    version: int = 0
+    row: dict[int, int] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.row = {int(d): i for i, d in enumerate(self.ids)}
+
+
+@dataclass(slots=True)
+class Pick:
+    doc_id: int
+    score: float  # the model's own (standardised) score, before the trending blend
+
+
+@dataclass
+class _UserEntry:
+    signature: tuple
+    model: UserModel | None
+    rankings: dict[tuple[int, float], list[Pick]] = field(default_factory=dict)
+    fit_ms: float = 0.0
+
+
+class ForYou:
+    """One per site process. `state` is "cold" (not started), "warming", "ready" or "failed"."""
+
+    def __init__(self, store, model_id: str, vector_of: Callable[[int], np.ndarray | None],
+                 candidate_days: int = CANDIDATE_DAYS, candidate_limit: int = CANDIDATE_LIMIT):
+        self.store = store
+        self.model_id = model_id
+        self.vector_of = vector_of
+        self.candidate_days = candidate_days
+        self.candidate_limit = candidate_limit
+        self.corpus: Corpus | None = None
+        self.state = "cold"
+        self.build_seconds: float | None = None
+        self._ready = threading.Event()
+        self._start_lock = threading.Lock()
+        self._catch_up_lock = threading.Lock()
+        self._users: OrderedDict[int, _UserEntry] = OrderedDict()
+        self._users_lock = threading.Lock()
+        self._checked_seq = 0
+
+    # -- corpus -------------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Build the corpus side in a background thread, once."""
+        with self._start_lock:
+            if self.state != "cold":
+                return
+            self.state = "warming"
+        threading.Thread(target=self._build_logged, name="foryou-build", daemon=True).start()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Start the build if needed and wait for it (up to `timeout` s); True when ready."""
+        self.start()
+        self._ready.wait(timeout)
+        return self.state == "ready"
+
+    def _build_logged(self) -> None:
+        t0 = time.perf_counter()
+        try:
+            self.corpus = build_corpus(self.store, self.model_id, self.candidate_days, self.candidate_limit)
+            self.build_seconds = time.perf_counter() - t0
+            self.state = "ready"
+            log.info("for you: ready in %.1f s (%d candidates, %d terms)", self.build_seconds,
+                     len(self.corpus.ids), len(self.corpus.space))
+        except Exception:
+            self.state = "failed"
+            log.exception("for you: building the corpus side failed")
+        finally:
+            self._ready.set()
+
+    def catch_up(self) -> int:
+        """Add papers embedded since the corpus was built (or last caught up) to the candidates."""
+        corpus = self.corpus
+        now_seq = self.store.max_seq()
+        if corpus is None or now_seq <= max(corpus.emb_seq, self._checked_seq):
+            return 0
+        self._checked_seq = now_seq  # papers stored without an embedding yet: look again once the seq moves
+        with self._catch_up_lock:
+            corpus = self.corpus
+            assert corpus is not None
+            new_ids, new_vecs, seq = [], [], corpus.emb_seq
+            for ids, seqs, vecs in self.store.iter_embeddings(self.model_id, corpus.emb_seq):
+                new_ids.append(ids)
+                new_vecs.append(np.asarray(vecs, dtype=np.float32))
+                seq = max(seq, int(seqs.max()))
+            if not new_ids:
+                return 0
+            ids, vecs = np.concatenate(new_ids), np.concatenate(new_vecs)
+            texts = self.store.title_abstracts(ids.tolist())
+            keep = [i for i, d in enumerate(ids) if int(d) in texts]
+            ids, vecs = ids[keep], vecs[keep]
+            rows = corpus.space.transform([f"{texts[int(d)][0]}\n{texts[int(d)][1]}" for d in ids])
+            # A re-embedded candidate (a new version) is replaced, not duplicated.
+            old = np.array([int(d) not in set(ids.tolist()) for d in corpus.ids], dtype=bool)
+            self.corpus = Corpus(
+                corpus.space, corpus.background, np.concatenate([ids, corpus.ids[old]]),
+                np.concatenate([vecs, corpus.vectors[old]]), sp.vstack([rows, corpus.terms[old]], format="csr"),
+                [None] * len(ids) + [d for d, k in zip(corpus.days, old, strict=True) if k], seq, corpus.version + 1,
+            )
+            return len(ids)
+
+    # -- users --------------------------------------------------------------------------------------
+    def _entry(self, user_id: int) -> _UserEntry:
+        """The user's cached model, refitted first if their saves, upvotes or dismissals changed."""
+        corpus = self.corpus
+        assert corpus is not None
+        positives = self.store.foryou_positives(user_id)[:MAX_POSITIVES]
+        negatives = self.store.not_interested_papers(user_id)[:MAX_NEGATIVES]
+        signature = (tuple(positives), tuple(negatives), corpus.version)
+        with self._users_lock:
+            entry = self._users.get(user_id)
+            if entry is not None and entry.signature == signature:
+                self._users.move_to_end(user_id)
+                return entry
+        t0 = time.perf_counter()
+        model = self._fit(corpus, positives, negatives)
+        entry = _UserEntry(signature, model, fit_ms=(time.perf_counter() - t0) * 1e3)
+        with self._users_lock:
+            self._users[user_id] = entry
+            self._users.move_to_end(user_id)
+            while len(self._users) > MODEL_CACHE:
+                self._users.popitem(last=False)
+        return entry
+
+    def _rows(self, corpus: Corpus, doc_ids: list[int]) -> tuple[list[int], np.ndarray, sp.csr_matrix]:
+        """(ids that have an embedding, their vectors, their term rows): candidates' from memory, others read."""
+        texts = self.store.title_abstracts(doc_ids) if doc_ids else {}
+        found, vecs = [], []
+        for d in doc_ids:
+            r = corpus.row.get(d)
+            v = corpus.vectors[r] if r is not None else self.vector_of(d)
+            if v is not None and d in texts:
+                found.append(d)
+                vecs.append(np.asarray(v, dtype=np.float32))
+        if not found:
+            return [], np.zeros((0, corpus.vectors.shape[1]), dtype=np.float32), sp.csr_matrix((0, len(corpus.space)))
+        rows = corpus.space.transform([f"{texts[d][0]}\n{texts[d][1]}" for d in found])
+        return found, np.vstack(vecs), rows
+
+    def _fit(self, corpus: Corpus, positives: list[int], negatives: list[int]) -> UserModel | None:
+        pos_ids, pos_vecs, pos_terms = self._rows(corpus, positives)
+        if not pos_ids:
+            return None
+        neg_ids, neg_vecs, neg_terms = self._rows(corpus, negatives)
+        return fit_user(corpus.background, pos_vecs, pos_terms, neg_vecs if neg_ids else None,
+                        neg_terms if neg_ids else None, pos_ids=pos_ids)
+
+    def has_model(self, user_id: int) -> bool:
+        return self._entry(user_id).model is not None
+
+    def ranking(self, user_id: int, trending_weight: float) -> list[Pick]:
+        """The user's candidates, best first, without what they saved, upvoted or dismissed."""
+        self.catch_up()
+        entry = self._entry(user_id)
+        corpus = self.corpus
+        assert corpus is not None
+        key = (corpus.version, round(trending_weight, 3))
+        if entry.model is None:
+            return []
+        cached = entry.rankings.get(key)
+        if cached is not None:
+            return cached
+        scores = entry.model.score(corpus.vectors, corpus.terms)
+        seen = set(entry.signature[0]) | set(entry.signature[1])
+        order_by = scores
+        if trending_weight > 0:
+            order_by = blend_with_trending(scores, self._trending(corpus), trending_weight)
+        order = np.argsort(-order_by, kind="stable")
+        picks = [Pick(int(corpus.ids[i]), float(scores[i])) for i in order if int(corpus.ids[i]) not in seen]
+        entry.rankings = {key: picks}  # one blend at a time: a user rarely flips back and forth
+        return picks
+
+    def _trending(self, corpus: Corpus) -> np.ndarray:
+        """Trending scores of the candidates (votes here and on HF, age), as the home feed computes them."""
+        days = [d for d in corpus.days if d]
+        if not days:
+            return np.zeros(len(corpus.ids))
+        start, end = date.fromisoformat(min(days)), date.fromisoformat(max(days))
+        rows = self.store.feed_rows(start, end, False)
+        until = min(end_of(end), datetime.now(UTC))
+        by_id = dict(zip((r.doc_id for r in rows), trending_scores(rows, until), strict=True)) if rows else {}
+        return np.array([by_id.get(int(d), 0.0) for d in corpus.ids])
+
+    def explain(self, user_id: int, doc_ids: list[int], k_papers: int = 3, k_terms: int = 5) -> dict[int, Explanation]:
+        """Why each of `doc_ids` (candidates) was recommended to the user."""
+        entry = self._entry(user_id)
+        corpus = self.corpus
+        if entry.model is None or corpus is None:
+            return {}
+        out = {}
+        for d in doc_ids:
+            r = corpus.row.get(d)
+            if r is not None:
+                out[d] = explain(entry.model, corpus.vectors[r], corpus.terms[r], corpus.space, k_papers, k_terms)
+        return out
+
+    def last_fit_ms(self, user_id: int) -> float | None:
+        entry = self._users.get(user_id)
+        return entry.fit_ms if entry else None
+
+
+def build_corpus(store, model_id: str, candidate_days: int = CANDIDATE_DAYS,
+                 candidate_limit: int = CANDIDATE_LIMIT, seed: int = 0) -> Corpus:
+    """Fit the term space on every paper, sample the background, and load the candidates."""
+    from papertide.rank.recommend import BACKGROUND_SIZE
+
+    seq0 = store.max_seq()
+    doc_ids, texts = [], []
+    for batch in store.iter_paper_texts():
+        for d, title, abstract in batch:
+            doc_ids.append(d)
+            texts.append(f"{title}\n{abstract}")
+    if not doc_ids:
+        raise ValueError("there are no papers to recommend from")
+    space, all_terms = TermSpace.fit_transform(texts)
+    del texts
+    pos = {d: i for i, d in enumerate(doc_ids)}
+    latest = store.latest_day(False) or date.today()
+    recent = store.recent_papers(latest - timedelta(days=candidate_days), candidate_limit)
+    cand_days = dict(recent)
+    rng = np.random.default_rng(seed)
+    # Over-sample the background: papers without an embedding yet drop out below.
+    bg_pick = {int(doc_ids[i]) for i in rng.choice(len(doc_ids), min(len(doc_ids), BACKGROUND_SIZE * 6 // 5),
+                                                    replace=False)}
+    want = set(cand_days) | bg_pick
+    got_ids, got_vecs, emb_seq = [], [], 0
+    for ids, seqs, vecs in store.iter_embeddings(model_id, 0):
+        emb_seq = max(emb_seq, int(seqs.max()))
+        keep = np.fromiter((int(d) in want for d in ids), dtype=bool, count=len(ids))
+        got_ids.append(ids[keep])
+        got_vecs.append(np.asarray(vecs[keep], dtype=np.float32))
+    ids = np.concatenate(got_ids) if got_ids else np.zeros(0, dtype=np.int64)
+    vecs = np.concatenate(got_vecs) if got_vecs else np.zeros((0, 384), dtype=np.float32)
+    row_of = {int(d): i for i, d in enumerate(ids)}
+    bg_ids = sorted(d for d in bg_pick if d in row_of and d in pos)[:BACKGROUND_SIZE]
+    if not bg_ids:
+        raise ValueError("no paper has an embedding yet: run `papertide index`")
+    background = Background(vecs[[row_of[d] for d in bg_ids]], all_terms[[pos[d] for d in bg_ids]])
+    cands = [d for d, _ in recent if d in row_of and d in pos]  # newest first
+    return Corpus(space, background, np.array(cands, dtype=np.int64), vecs[[row_of[d] for d in cands]],
+                  all_terms[[pos[d] for d in cands]].tocsr(), [cand_days[d] for d in cands],
+                  max(emb_seq, seq0))
