@@ -44,6 +44,7 @@ CANDIDATE_LIMIT = 20_000
 MAX_POSITIVES = 500
 MAX_NEGATIVES = 500
 MODEL_CACHE = 1024  # users whose model and ranking stay in memory (least recently used dropped)
+TRENDING_TTL_S = 120.0  # trending moves with votes over hours; two minutes stale is invisible
 DEFAULT_TRENDING = 0.2  # the blend a new account starts with (store migration 0004 has the same default)
 
 
@@ -98,6 +99,8 @@ class ForYou:
         self._users: OrderedDict[int, _UserEntry] = OrderedDict()
         self._users_lock = threading.Lock()
         self._checked_seq = 0
+        self._trend: tuple[int, float, np.ndarray] | None = None
+        self._trend_lock = threading.Lock()
 
     # -- corpus -------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -118,6 +121,7 @@ class ForYou:
         t0 = time.perf_counter()
         try:
             self.corpus = build_corpus(self.store, self.model_id, self.candidate_days, self.candidate_limit)
+            self._trending(self.corpus)  # the first read here, not in a member's request
             self.build_seconds = time.perf_counter() - t0
             self.state = "ready"
             log.info("for you: ready in %.1f s (%d candidates, %d terms)", self.build_seconds,
@@ -231,7 +235,29 @@ class ForYou:
         return picks
 
     def _trending(self, corpus: Corpus) -> np.ndarray:
-        """Trending scores of the candidates (votes here and on HF, age), as the home feed computes them."""
+        """Trending scores of the candidates (votes here and on HF, age), as the home feed computes them.
+
+        Shared by every user. Reading the window's votes costs ~200 ms at 75k papers, so a stale copy
+        (older than TRENDING_TTL_S) is served while a background thread reads the new one.
+        """
+        cached = self._trend
+        if cached is None or cached[0] != corpus.version:
+            scores = self._trending_now(corpus)
+            self._trend = (corpus.version, time.monotonic(), scores)
+            return scores
+        if time.monotonic() - cached[1] > TRENDING_TTL_S and self._trend_lock.acquire(blocking=False):
+            def refresh() -> None:
+                try:
+                    self._trend = (corpus.version, time.monotonic(), self._trending_now(corpus))
+                except Exception:
+                    log.exception("for you: refreshing trending scores failed")
+                finally:
+                    self._trend_lock.release()
+
+            threading.Thread(target=refresh, name="foryou-trending", daemon=True).start()
+        return cached[2]
+
+    def _trending_now(self, corpus: Corpus) -> np.ndarray:
         days = [d for d in corpus.days if d]
         if not days:
             return np.zeros(len(corpus.ids))

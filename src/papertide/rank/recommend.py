@@ -177,7 +177,8 @@ class UserModel:
     def parts_raw(self, vectors: np.ndarray, terms: sp.csr_matrix,
                   categories: sp.csr_matrix | None = None) -> np.ndarray:
         """Uncalibrated scores of papers, one row per part of PARTS: [4, n] (categories 0 without them)."""
-        lex = np.asarray((terms @ self.lexical.T).todense()).ravel() + self.lexical_bias
+        # A dense weight vector: a CSR mat-vec is ~10x faster than a sparse-sparse product at 14k x 950k terms.
+        lex = np.asarray(terms @ self.lexical.toarray().ravel()).ravel() + self.lexical_bias
         dense = vectors @ self.dense
         near = (vectors @ self.positives.T).max(1) if len(self.positives) else np.zeros(len(vectors))
         cat = np.zeros(len(vectors))
