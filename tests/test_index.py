@@ -101,6 +101,24 @@ def test_dense_search_is_exact_cosine(indexed, embedder):
     assert hits[0][1] == pytest.approx(float(brute[order[0]]), abs=1e-6)
 
 
+def test_half_precision_scan_gives_the_exact_ranking(indexed, embedder):
+    """The float16 scan (used from HALF_SCAN_MIN_ROWS rows) only picks candidates: scores stay float32."""
+    from papertide.index.dense import DenseIndex
+
+    _, indexes, root = indexed
+    exact = indexes.dense
+    half = DenseIndex(root / "index" / "dense", exact.dim, exact.model, read_only=True, half_scan_min_rows=0)
+    assert len(half) == len(exact)
+    for text in ["graph neural networks for molecules", "robot navigation", "speech recognition"]:
+        q = embedder.encode_query(text)
+        assert half.search(q, 20) == exact.search(q, 20)
+        assert half._half is not None  # the float16 path really ran
+    q = embedder.encode_query("large language models")
+    mask = np.zeros(len(exact), dtype=bool)
+    mask[::3] = True
+    assert half.search(q, 10, mask) == exact.search(q, 10, mask)  # a filter takes the exact path
+
+
 def test_dense_filter_mask(indexed, embedder, sample_papers):
     store, indexes, _ = indexed
     f = SearchFilters(categories=("cs.CL",), has_code=True)

@@ -18,6 +18,8 @@ import os
 from pathlib import Path
 
 import numpy as np
+from usearch.index import MetricKind
+from usearch.index import search as usearch_search
 
 from papertide.index.ann import EXPANSION_SEARCH, HnswIndex, catch_up
 from papertide.index.lexical import day_number
@@ -45,6 +47,11 @@ RESCORED = 2
 # and 2.4% at 2.7M (~30 ms either way there). Its results are exact, and its cost falls as the filter
 # gets more selective, where over-fetching's grows.
 GRAPH_TO_EXACT_COST = 8.0
+# From this many rows, unfiltered exact search scans a float16 copy of the vectors with usearch's SIMD
+# kernels and rescores its RESCORED * k best rows in float32. The scan is memory bound: half the bytes,
+# half the time - 8.6 vs 16.0 ms at 75k rows on a loaded 2-core machine, with 99.97% of the float32
+# top-100 kept (the rescoring makes the scores and the order within it exact).
+HALF_SCAN_MIN_ROWS = 20_000
 
 
 def prefer_exact(n_allowed: int, k: int, n_rows: int) -> bool:
@@ -55,10 +62,14 @@ def prefer_exact(n_allowed: int, k: int, n_rows: int) -> bool:
 class DenseIndex:
     def __init__(
         self, path: Path | None, dim: int, model: str, ann_threshold: int = ANN_THRESHOLD, read_only: bool = False,
+        half_scan_min_rows: int = HALF_SCAN_MIN_ROWS,
     ):
         self.path = path
         # A reader (the web server) catches up in memory and never writes the cache: `papertide index` owns it.
         self.read_only = read_only
+        self.half_scan_min_rows = half_scan_min_rows
+        self._half: tuple[int, np.ndarray] | None = None  # (version of the vectors, their float16 copy)
+        self._version = 0  # bumped whenever the vectors change
         self.dim = dim
         self.model = model
         self.ann_threshold = ann_threshold
@@ -151,6 +162,8 @@ class DenseIndex:
             self.vectors = np.concatenate([self.vectors, *add_vecs])
         changed_rows = np.concatenate(changed) if changed else np.zeros(0, dtype=np.int64)
         n_changed = len(changed_rows) + (len(self.ids) - first_new)
+        if n_changed:
+            self._version += 1
         seq_before = self.seq
         if seq != self.seq or n_changed:
             self.seq = seq
@@ -180,6 +193,9 @@ class DenseIndex:
             return []
         if len(self.ids) >= self.ann_threshold:
             return self._search_ann(query.astype(np.float32, copy=False), k, allowed)
+        if allowed is None and len(self.ids) >= self.half_scan_min_rows:
+            q = query.astype(np.float32, copy=False)
+            return self._top_of_rows(self._half_scan(q, RESCORED * k), q, k)
         scores = self.vectors @ query.astype(np.float32, copy=False)
         if allowed is not None:
             scores = np.where(allowed, scores, -np.inf)
@@ -217,6 +233,16 @@ class DenseIndex:
             top = top[np.argsort(-scores[top], kind="stable")]
             return [(int(self.ids[i]), float(scores[i])) for i in top]
         return self._top_of_rows(np.flatnonzero(allowed), q, k)
+
+    def _half_scan(self, q: np.ndarray, n: int) -> np.ndarray:
+        """Rows of the n best candidates by an exact scan of the float16 copy."""
+        half = self._half
+        if half is None or half[0] != self._version:
+            half = (self._version, self.vectors.astype(np.float16))
+            self._half = half  # one assignment: a concurrent search sees the old copy or the new one
+        matches = usearch_search(half[1], q.astype(np.float16), min(n, len(half[1])), MetricKind.IP,
+                                 exact=True, threads=1)
+        return np.asarray(matches.keys, dtype=np.int64)
 
     def _top_of_rows(self, rows: np.ndarray, q: np.ndarray, k: int) -> list[tuple[int, float]]:
         """The k best of `rows` by exact float32 cosine."""
