@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from markupsafe import Markup, escape
 
@@ -51,18 +52,32 @@ def query_terms(query: str) -> list[str]:
 
 def highlight(text: str, terms: Sequence[str]) -> Markup:
     """Escape `text` and wrap query terms (and their inflections) in <mark>, leaving LaTeX math alone."""
+    return _marker(tuple(terms))(text)
+
+
+def _mark(m: re.Match) -> str:
+    return f"<mark>{m.group(0)}</mark>"
+
+
+@lru_cache(maxsize=256)
+def _marker(terms: tuple[str, ...]):
+    """A highlighter for one query's terms, compiled once (a results page highlights 60 texts)."""
     if not terms:
-        return escape(text)
+        return escape
     # Match a term's stem-like prefix so "networks" marks "network" and "networked" too.
     stems = sorted({t if len(t) <= 4 else t[: max(4, len(t) - 2)] for t in terms}, key=len, reverse=True)
-    pattern = re.compile(r"(?<![\w&#])(" + "|".join(re.escape(s) for s in stems) + r")(\w*)", re.I)
-    out = []
-    for i, part in enumerate(_MATH.split(text)):
-        if i % 2:  # a math span: marks inside it would break the rendering
-            out.append(str(escape(part)))
-        else:
-            out.append(pattern.sub(r"<mark>\1\2</mark>", str(escape(part))))
-    return Markup("".join(out))
+    pattern = re.compile(r"(?<![\w&#])(?:" + "|".join(re.escape(s) for s in stems) + r")\w*", re.I)
+
+    def mark(text: str) -> Markup:
+        if "$" not in text and "\\" not in text:  # no math: one pass
+            return Markup(pattern.sub(_mark, str(escape(text))))
+        out = []
+        for i, part in enumerate(_MATH.split(text)):
+            # a math span: marks inside it would break the rendering
+            out.append(str(escape(part)) if i % 2 else pattern.sub(_mark, str(escape(part))))
+        return Markup("".join(out))
+
+    return mark
 
 
 def cards(
