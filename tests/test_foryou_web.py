@@ -190,3 +190,22 @@ def test_foryou_store_methods(bare_store):
     assert sorted(d for b in s.iter_titles(batch=2) for d, _ in b) == sorted([one, two, three])
     assert sorted(s.papers_by_author("ADA LOVELACE")) == sorted([one, three])
     assert s.papers_by_author("jérôme müller") == [one] and s.papers_by_author("Ada") == []
+
+
+def test_new_papers_join_the_feed_as_they_are_indexed(client, site, fy):
+    import dataclasses
+    from datetime import date
+
+    signup(client)
+    for a in SPEECH[:3]:
+        save(client, a)
+    post(client, "/for-you/settings", {"trending": "0"})
+    feed(client)
+    base = site.store.get_paper(SPEECH[4])
+    new = dataclasses.replace(base, arxiv_id="2512.00001", title="Streaming Speech Recognition for Tunisian Arabic",
+                              listed=date(2025, 12, 1), versions=[])
+    site.store.upsert_papers([new])
+    site.index_new_papers()  # as a submission through the site does
+    ids, _ = feed(client)
+    assert "2512.00001" in ids[:5]
+    assert fy.corpus.version == 1
