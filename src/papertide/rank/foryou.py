@@ -160,11 +160,15 @@ class ForYou:
             ids, vecs = ids[keep], vecs[keep]
             rows = corpus.space.transform([f"{texts[int(d)][0]}\n{texts[int(d)][1]}" for d in ids])
             # A re-embedded candidate (a new version) is replaced, not duplicated.
-            old = np.array([int(d) not in set(ids.tolist()) for d in corpus.ids], dtype=bool)
+            fresh = set(ids.tolist())
+            old = np.fromiter((int(d) not in fresh for d in corpus.ids), dtype=bool, count=len(corpus.ids))
+            n = self.candidate_limit  # newest first: the oldest candidates make room for the new ones
             self.corpus = Corpus(
-                corpus.space, corpus.background, np.concatenate([ids, corpus.ids[old]]),
-                np.concatenate([vecs, corpus.vectors[old]]), sp.vstack([rows, corpus.terms[old]], format="csr"),
-                [None] * len(ids) + [d for d, k in zip(corpus.days, old, strict=True) if k], seq, corpus.version + 1,
+                corpus.space, corpus.background, np.concatenate([ids, corpus.ids[old]])[:n],
+                np.concatenate([vecs, corpus.vectors[old]])[:n],
+                sp.vstack([rows, corpus.terms[old]], format="csr")[:n],
+                ([None] * len(ids) + [d for d, k in zip(corpus.days, old, strict=True) if k])[:n], seq,
+                corpus.version + 1,
             )
             return len(ids)
 
