@@ -15,8 +15,6 @@ from pathlib import Path
 import numpy as np
 
 from papertide.models import Paper, Version
-from papertide.store.community import CommunityMixin
-from papertide.store.digest import DigestMixin
 from papertide.store.base import (
     DocMeta,
     StoreError,
@@ -26,6 +24,8 @@ from papertide.store.base import (
     content_hash,
     text_hash,
 )
+from papertide.store.community import CommunityMixin
+from papertide.store.digest import DigestMixin
 
 _PAPER_COLS = (
     "arxiv_id, version, title, abstract, authors, categories, primary_category, submitted, updated, listed, "
