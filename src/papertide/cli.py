@@ -594,7 +594,10 @@ def digest_send_cmd(
     settings = _settings()
     store = _store(settings)
     try:
-        rep = run_digest(store, settings, frequency, _parse_day(day, "--date") if day else None)
+        from papertide.digest.personal import personal_ranker
+
+        rep = run_digest(store, settings, frequency, _parse_day(day, "--date") if day else None,
+                         personal=personal_ranker(store, settings))
     finally:
         store.close()
     c = rep.edition_counts

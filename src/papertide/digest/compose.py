@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from email.headerregistry import Address
@@ -113,6 +113,15 @@ def filter_papers(ranked: Sequence[int], texts: dict[int, tuple[str, str, str]],
     return out
 
 
+def for_you_order(qualifying: Sequence[int], ranking: Sequence[int]) -> list[int]:
+    """The edition's qualifying papers in the member's "for you" order; papers their model did not rank
+    (already saved or upvoted, or outside its candidates) follow in trending order."""
+    if not ranking:
+        return list(qualifying)
+    pos = {d: i for i, d in enumerate(ranking)}
+    return sorted(qualifying, key=lambda d: pos.get(d, len(pos)))  # stable: ties keep trending order
+
+
 def pick(qualifying: Sequence[int], received: set[int], n: int) -> list[int]:
     """The first `n` qualifying papers the subscriber has not received before."""
     return [d for d in qualifying if d not in received][:n]
@@ -121,8 +130,11 @@ def pick(qualifying: Sequence[int], received: set[int], n: int) -> list[int]:
 class Composer:
     """One edition's papers: ranked once, filtered once per distinct (categories, keywords)."""
 
-    def __init__(self, store, period: EditionPeriod, depth: int = CANDIDATE_DEPTH):
+    def __init__(self, store, period: EditionPeriod, depth: int = CANDIDATE_DEPTH,
+                 personal: Callable[[int], Sequence[int]] | None = None):
         self.period = period
+        # user id -> that member's "for you" ranking (doc ids, best first), for subscribers who asked for it
+        self.personal = personal
         rows = store.feed_rows(period.start, period.end, False)
         self.ranked: list[int] = rank_feed(rows, Sort.trending, end_of(period.end))[:depth]
         self.texts = store.paper_texts(self.ranked)
@@ -143,6 +155,8 @@ class Composer:
     def papers_for(self, sub: Subscriber) -> list[int]:
         """The subscriber's papers of this edition: qualifying, not received before, at most max_papers."""
         qualifying, n = self.qualifying(sub.prefs), sub.prefs.max_papers
+        if sub.prefs.for_you and sub.user_id is not None and self.personal is not None:
+            qualifying = for_you_order(qualifying, self.personal(sub.user_id))
         chosen: list[int] = []
         step = max(4 * n, 40)
         for i in range(0, len(qualifying), step):  # usually one chunk: few papers were received before

@@ -23,7 +23,7 @@ import logging
 import smtplib
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from email.message import EmailMessage
@@ -148,7 +148,8 @@ def backoff(settings: Settings, attempts: int) -> float:
 
 def run_digest(store, settings: Settings, frequency: str, day: date | None = None, *,
                mailer: Mailer | None = None, run_id: str | None = None,
-               clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep) -> RunReport:
+               clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep,
+               personal: Callable[[int], Sequence[int]] | None = None) -> RunReport:
     """Send the (frequency, day) edition to every due subscriber; safe to re-run and to run twice at once."""
     started = time.monotonic()
     if day is None:
@@ -160,7 +161,7 @@ def run_digest(store, settings: Settings, frequency: str, day: date | None = Non
     run_id = run_id or uuid.uuid4().hex
     own_mailer = mailer is None
     mailer = mailer or Mailer(settings)
-    sender = _Sender(store, settings, period, mailer, run_id, report, clock)
+    sender = _Sender(store, settings, period, mailer, run_id, report, clock, personal)
     lease = settings.digest_lease_seconds
     try:
         while True:
@@ -189,8 +190,9 @@ def run_digest(store, settings: Settings, frequency: str, day: date | None = Non
 
 class _Sender:
     def __init__(self, store, settings: Settings, period: EditionPeriod, mailer: Mailer, run_id: str,
-                 report: RunReport, clock: Callable[[], float]):
+                 report: RunReport, clock: Callable[[], float], personal=None):
         self.store, self.settings, self.period, self.mailer = store, settings, period, mailer
+        self.personal = personal
         self.run_id, self.report, self.clock = run_id, report, clock
         self.links = DigestLinks(settings)
         self.renderer = Renderer(settings)
@@ -204,7 +206,7 @@ class _Sender:
     def handle(self, claim: Claim) -> None:
         store, sub = self.store, claim.subscriber
         if self._composer is None:  # built on the first due message: a run with nothing due reads no papers
-            self._composer = Composer(store, self.period)
+            self._composer = Composer(store, self.period, personal=self.personal)
         ids = self._composer.papers_for(sub)
         if not ids:
             store.mark_done(claim, self.run_id, "skipped", "nothing new")

@@ -104,7 +104,7 @@ def confirm_post(token: str, request: Request, services: ServicesDep):
 # -- preferences ----------------------------------------------------------------------------------
 def _form(prefs: Preferences) -> dict:
     return {"frequency": prefs.frequency, "categories": " ".join(prefs.categories),
-            "keywords": ", ".join(prefs.keywords), "max_papers": prefs.max_papers}
+            "keywords": ", ".join(prefs.keywords), "max_papers": prefs.max_papers, "for_you": prefs.for_you}
 
 
 @router.get("/digest/preferences/{token}", response_class=HTMLResponse)
@@ -119,9 +119,11 @@ def preferences_save(
     token: str, request: Request, services: ServicesDep,
     frequency: Annotated[str, Form()] = "daily", categories: Annotated[str, Form(max_length=400)] = "",
     keywords: Annotated[str, Form(max_length=1000)] = "", max_papers: Annotated[str, Form(max_length=4)] = "10",
+    for_you: Annotated[str, Form(max_length=1)] = "",
 ):
     sub = _sub(services, token)
-    form = {"frequency": frequency, "categories": categories, "keywords": keywords, "max_papers": max_papers}
+    form = {"frequency": frequency, "categories": categories, "keywords": keywords, "max_papers": max_papers,
+            "for_you": for_you == "1"}
     try:
         if frequency not in FREQUENCIES:
             raise ComposeError("Choose daily or weekly.")
@@ -131,7 +133,9 @@ def preferences_save(
             n = 0
         if not 1 <= n <= MAX_PAPERS:
             raise ComposeError(f"Choose between 1 and {MAX_PAPERS} papers per e-mail.")
-        prefs = Preferences(frequency, parse_categories(categories), parse_keywords(keywords), n, False)
+        # "for you" needs a member's library: only a subscription tied to an account can have it
+        prefs = Preferences(frequency, parse_categories(categories), parse_keywords(keywords), n,
+                            for_you == "1" and sub.user_id is not None)
     except ComposeError as e:
         return render(request, "digest_preferences.html", status_code=400, sub=sub, token=token, form=form,
                       max_papers=MAX_PAPERS, suggestions=SUGGESTED, error=str(e))
@@ -175,11 +179,23 @@ def run_schedule(services, now: datetime) -> list:
     store.set_state("digest:scheduled", now.date().isoformat())
     reports = []
     for frequency in todo:
-        rep = run_digest(store, settings, frequency, None)
+        rep = run_digest(store, settings, frequency, None, personal=_site_ranker(services))
         log.info("digest %s %s: sent %d, failed %d, skipped %d", frequency, rep.edition, rep.sent, rep.failed,
                  rep.skipped)
         reports.append(rep)
     return reports
+
+
+def _site_ranker(services):
+    """Members' "for you" order from the site's own model (built now if nobody visited /for-you yet)."""
+
+    def rank(user_id: int) -> list[int]:
+        fy = services.for_you()
+        if fy is None or not fy.wait(600):
+            return []
+        return [p.doc_id for p in fy.ranking(user_id, trending_weight=0.0)]
+
+    return rank
 
 
 async def _schedule_loop(app: FastAPI, every: float = SCHEDULE_CHECK_SECONDS) -> None:
