@@ -206,6 +206,10 @@ def test_password_reset_when_mail_cannot_be_sent(client, site):
     r = post(client, "/reset", {"email": "ada@example.org"})
     assert r.status_code == 503
     assert "could not send the e-mail" in html(r.text).find(id="form-error").text
+    # An address without an account gets the very same answer: an outage does not tell who has one.
+    r = post(client, "/reset", {"email": "nobody@example.org"})
+    assert r.status_code == 503
+    assert "could not send the e-mail" in html(r.text).find(id="form-error").text
 
 
 def test_tampered_reset_link_is_refused(client, site):

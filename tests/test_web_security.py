@@ -8,7 +8,18 @@ from urllib.parse import urljoin, urlsplit
 
 import pytest
 from fastapi.testclient import TestClient
-from webutil import PASSWORD, csrf, error_page, html, login, post, second_client, signed_in_as, signup
+from webutil import (
+    PASSWORD,
+    csrf,
+    error_page,
+    free_port,
+    html,
+    login,
+    post,
+    second_client,
+    signed_in_as,
+    signup,
+)
 
 from papertide.config import Settings
 from papertide.models import Paper
@@ -231,7 +242,8 @@ def test_security_headers(client):
 def strict(site):
     """The site with low rate limits, made from Settings like the `site` fixture's."""
     site.settings = Settings(home=site.settings.home, secret_key="test-secret-key", base_url="http://testserver",
-                             smtp_host="127.0.0.1", smtp_port=1, login_rate="2/300", signup_rate="1/3600",
+                             smtp_host="127.0.0.1", smtp_port=1, login_rate="2/300", login_account_rate="4/3600",
+                             signup_rate="1/3600",
                              vote_rate="2/60", submit_rate="1/3600", reset_rate="1/3600")
     return site
 
@@ -253,6 +265,24 @@ def test_sign_in_rate_limit(client, strict):
     _assert_429(login(client), "sign-in attempts")  # even the right password, until the window ends
     assert signed_in_as(client) is None
     _assert_429(login(client, "other@example.org"), "sign-in attempts")  # the same address (IP) is limited
+
+
+def test_a_stranger_cannot_lock_a_member_out_for_long(client, strict):
+    """Failed sign-ins from one IP limit that IP; the account's own limit is looser (and shared by all IPs)."""
+    from fastapi.testclient import TestClient
+
+    from papertide.web.security import hash_password
+
+    strict.store.create_user("ada@example.org", "Ada", hash_password(PASSWORD))
+    for _ in range(2):
+        assert login(client, password="wrong password").status_code == 400
+    _assert_429(login(client, password="wrong password"), "sign-in attempts")  # the stranger's IP: stopped
+    ada = TestClient(client.app, base_url="http://testserver", client=("203.0.113.7", 50000))
+    login(ada)  # Ada, from her own address, still gets in (3rd counted attempt on the account; limit 4)
+    assert signed_in_as(ada) == "Ada"
+    third = TestClient(client.app, base_url="http://testserver", client=("198.51.100.9", 50000))
+    assert login(third, password="wrong password").status_code == 400  # 4th on the account
+    _assert_429(login(third, password="wrong password"), "sign-in attempts")  # 5th: the account's own limit
 
 
 def test_sign_up_rate_limit(client, strict):
@@ -281,7 +311,16 @@ def test_submission_rate_limit(client, strict):
 
 
 def test_reset_rate_limit(client, strict):
-    assert post(client, "/reset", {"email": "nobody@example.org"}).status_code == 200
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.handlers import Sink
+
+    server = Controller(Sink(), hostname="127.0.0.1", port=free_port())  # a real mail server to reach
+    server.start()
+    strict.settings = strict.settings.model_copy(update={"smtp_port": server.port})
+    try:
+        assert post(client, "/reset", {"email": "nobody@example.org"}).status_code == 200
+    finally:
+        server.stop()
     _assert_429(post(client, "/reset", {"email": "nobody@example.org"}), "reset requests")
 
 

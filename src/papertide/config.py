@@ -48,7 +48,13 @@ class Settings(BaseSettings):
     index_refresh_seconds: float = Field(
         default=60, description="How often the site checks for newly indexed papers (0: never, restart instead)."
     )
-    login_rate: str = Field(default="10/300", description="Sign-in attempts allowed per address and IP: hits/seconds.")
+    login_rate: str = Field(default="10/300", description="Sign-in attempts allowed per client IP: hits/seconds.")
+    login_account_rate: str = Field(
+        default="50/3600",
+        description="Sign-in attempts allowed per account from all IPs together: hits/seconds. Looser than the "
+        "per-IP limit, so that a stranger cannot lock a member out for long, while guessing one account from "
+        "many addresses is still bounded.",
+    )
     signup_rate: str = Field(default="5/3600", description="Sign-ups allowed per IP: hits/seconds.")
     vote_rate: str = Field(default="60/60", description="Votes allowed per user: hits/seconds.")
     submit_rate: str = Field(default="20/3600", description="Paper submissions allowed per user: hits/seconds.")

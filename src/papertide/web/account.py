@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 import re
+import smtplib
 from email.message import EmailMessage
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from papertide.digest.smtp import MailError, send_message
+from papertide.digest.smtp import MailError, connect, send_message
 from papertide.store.community import Conflict, User
 from papertide.web.deps import ServicesDep, SignedInDep, UserDep, check_csrf, client_ip, flash, render
 from papertide.web.security import (
@@ -94,7 +95,7 @@ def login(
 ):
     email = email.strip().lower()
     check_rate(services.store, f"login-ip:{client_ip(request)}", services.settings.login_rate, "sign-in attempts")
-    check_rate(services.store, f"login:{email}", services.settings.login_rate, "sign-in attempts")
+    check_rate(services.store, f"login:{email}", services.settings.login_account_rate, "sign-in attempts")
     user = services.store.get_user_by_email(email)
     if user is None:
         burn_verify()
@@ -123,24 +124,33 @@ def reset_request(request: Request, services: ServicesDep, email: Annotated[str,
     check_rate(services.store, f"reset-ip:{client_ip(request)}", services.settings.reset_rate, "reset requests")
     check_rate(services.store, f"reset:{email}", services.settings.reset_rate, "reset requests")
     user = services.store.get_user_by_email(email)
-    if user is not None:
-        link = f"{services.settings.base_url.rstrip('/')}/reset/{services.links.reset_token(user)}"
-        msg = EmailMessage()
-        msg["To"] = user.email
-        msg["Subject"] = f"Reset your {services.settings.site_name} password"
-        msg.set_content(
-            f"Hello {user.name},\n\nSomeone (hopefully you) asked to reset the password of your "
-            f"{services.settings.site_name} account. Open this link within an hour to choose a new one:\n\n"
-            f"{link}\n\nIf it was not you, ignore this e-mail: your password stays as it is.\n"
-        )
-        try:
-            send_message(services.settings, msg)
-        except MailError as e:
-            log.error("password reset mail to %s failed: %s", user.email, e)
-            return render(request, "reset_request.html", status_code=503, email=email,
-                          error="We could not send the e-mail just now. Please try again in a few minutes.")
+    try:
+        if user is not None:
+            send_message(services.settings, _reset_mail(services, user))
+        else:
+            # Reach the mail server all the same, so that a mail outage answers every address alike
+            # (a 503 for accounts only would tell which addresses have one).
+            with connect(services.settings, timeout=30.0):
+                pass
+    except (MailError, smtplib.SMTPException, OSError) as e:
+        log.error("password reset mail for %s failed: %s", email, e)
+        return render(request, "reset_request.html", status_code=503, email=email,
+                      error="We could not send the e-mail just now. Please try again in a few minutes.")
     # The same answer whether or not the address has an account: no account discovery.
     return render(request, "reset_request.html", sent=True, email=email)
+
+
+def _reset_mail(services, user: User) -> EmailMessage:
+    link = f"{services.settings.base_url.rstrip('/')}/reset/{services.links.reset_token(user)}"
+    msg = EmailMessage()
+    msg["To"] = user.email
+    msg["Subject"] = f"Reset your {services.settings.site_name} password"
+    msg.set_content(
+        f"Hello {user.name},\n\nSomeone (hopefully you) asked to reset the password of your "
+        f"{services.settings.site_name} account. Open this link within an hour to choose a new one:\n\n"
+        f"{link}\n\nIf it was not you, ignore this e-mail: your password stays as it is.\n"
+    )
+    return msg
 
 
 @router.get("/reset/{token}", response_class=HTMLResponse)
