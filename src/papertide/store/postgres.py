@@ -27,15 +27,15 @@ except ImportError as e:  # pragma: no cover - exercised by open_store's message
     raise ImportError("the PostgreSQL backend needs psycopg: pip install 'papertide[postgres]'") from e
 
 from papertide.models import Paper, Version
-from papertide.store.base import DocMeta, StoreError, StoreStats, TextRow, UpsertResult
+from papertide.store.base import StoreError, TextRow, UpsertResult
 from papertide.store.community import CommunityMixin
 from papertide.store.digest import SUBSCRIBER_COLS, Claim, DigestMixin, Edition, _subscriber
+from papertide.store.reads import PaperReadsMixin
 from papertide.store.sqlite import (
     _AFTER_ALL_IDS,
     _PAPER_COLS,
     _SET,
     PreparedPapers,
-    _meta,
     _row_paper,
     prepare_papers,
 )
@@ -144,7 +144,7 @@ class _PgConnection:
                 cur.executemany(self._q(sql)[0], rows)
 
 
-class PostgresStore(CommunityMixin, DigestMixin):
+class PostgresStore(PaperReadsMixin, CommunityMixin, DigestMixin):
     """The store on a PostgreSQL server with pgvector. One connection per store, serialised by a lock."""
 
     dialect = "postgresql"
@@ -412,76 +412,10 @@ class PostgresStore(CommunityMixin, DigestMixin):
             )
             return dict(rows.fetchall())
 
-    def count_papers(self) -> int:
-        with self._lock:
-            return int(self._conn.execute("SELECT count(*) FROM papers").fetchone()[0])
-
-    def iter_changed(self, since_seq: int, batch: int = 5000) -> Iterator[list[tuple[DocMeta, Paper]]]:
-        """Papers changed after `since_seq`, in (seq, id) order, in batches."""
-        last = (since_seq, _AFTER_ALL_IDS)
-        while True:
-            with self._lock:
-                rows = self._conn.execute(
-                    f"SELECT id, {_PAPER_COLS} FROM papers WHERE (seq, id) > (%s, %s) ORDER BY seq, id LIMIT %s",
-                    (*last, batch),
-                ).fetchall()
-            if not rows:
-                return
-            out = []
-            for row in rows:
-                p = _row_paper(row)
-                out.append((_meta(row[0], row[-1], p.listed or p.submitted, p.categories, p.has_code), p))
-            last = (rows[-1][-1], rows[-1][0])
-            yield out
-
-    def iter_doc_meta(self, since_seq: int, batch: int = 20000) -> Iterator[list[DocMeta]]:
-        last = (since_seq, _AFTER_ALL_IDS)
-        while True:
-            with self._lock:
-                rows = self._conn.execute(
-                    "SELECT id, seq, coalesce(listed, submitted), categories, has_code FROM papers "
-                    "WHERE (seq, id) > (%s, %s) ORDER BY seq, id LIMIT %s",
-                    (*last, batch),
-                ).fetchall()
-            if not rows:
-                return
-            yield [DocMeta(r[0], r[1], r[2], r[3].split(), bool(r[4])) for r in rows]
-            last = (rows[-1][1], rows[-1][0])
-
-    def stats(self) -> StoreStats:
-        with self._lock:
-            c = self._conn
-            n, with_code, first, last = c.execute(
-                "SELECT count(*), sum(has_code), min(coalesce(listed, submitted)), "
-                "max(coalesce(listed, submitted)) FROM papers"
-            ).fetchone()
-            embedded = c.execute("SELECT count(*) FROM embeddings").fetchone()[0]
-            cats = c.execute(
-                "SELECT primary_category, count(*) c FROM papers WHERE primary_category IS NOT NULL "
-                "GROUP BY 1 ORDER BY c DESC LIMIT 15"
-            ).fetchall()
-            srcs = c.execute("SELECT source, count(*) c FROM paper_sources GROUP BY 1 ORDER BY c DESC").fetchall()
-            size = c.execute("SELECT pg_database_size(current_database())").fetchone()[0]
-        return StoreStats(int(n), int(with_code or 0), int(embedded), first, last, cats, srcs,
-                          self.schema_version(), int(size))
+    def _size_bytes(self) -> int:
+        return int(self._conn.execute("SELECT pg_database_size(current_database())").fetchone()[0])
 
     # -- embeddings ---------------------------------------------------------------------------------
-    _MISSING = (
-        "FROM papers p LEFT JOIN embeddings e ON e.paper_id = p.id "
-        "WHERE e.paper_id IS NULL OR e.model != %s OR e.text_hash != p.text_hash"
-    )
-
-    def count_missing_embeddings(self, model: str) -> int:
-        with self._lock:
-            return int(self._conn.execute(f"SELECT count(*) {self._MISSING}", (model,)).fetchone()[0])
-
-    def missing_embeddings(self, model: str, limit: int) -> list[TextRow]:
-        with self._lock:
-            rows = self._conn.execute(
-                f"SELECT p.id, p.text_hash, p.title, p.abstract {self._MISSING} ORDER BY p.id LIMIT %s",
-                (model, limit),
-            ).fetchall()
-        return [TextRow(*r) for r in rows]
 
     def put_embeddings(self, model: str, rows: Sequence[TextRow], vectors: np.ndarray) -> None:
         vecs = np.asarray(vectors, dtype=np.float32)
