@@ -464,22 +464,6 @@ class PostgresStore(PaperReadsMixin, CommunityMixin, DigestMixin):
             last = (rows[-1][1], rows[-1][0])
             yield ids, seqs, vecs
 
-    # -- state --------------------------------------------------------------------------------------
-    def get_state(self, key: str) -> str | None:
-        with self._lock:
-            row = self._conn.execute("SELECT value FROM state WHERE key = %s", (key,)).fetchone()
-        return row[0] if row else None
-
-    def set_state(self, key: str, value: str | None) -> None:
-        with self._lock:
-            if value is None:
-                self._conn.execute("DELETE FROM state WHERE key = %s", (key,))
-            else:
-                self._conn.execute(
-                    "INSERT INTO state VALUES (%s, %s) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                    (key, value),
-                )
-
     # -- the mixins' methods that need PostgreSQL's own SQL -----------------------------------------
     def merge_papers(self, duplicate_id: int, into_id: int) -> None:
         """Fold a duplicate into another paper: its votes, saves and submissions move, and it is hidden."""

@@ -1,4 +1,4 @@
-"""Reading papers back, the same on every backend: change feeds for the indexes, stats, embedding work lists.
+"""What every backend does alike: change feeds for the indexes, stats, embedding work lists, key/value state.
 
 Written in SQLite's SQL; PostgresStore runs it through its translating connection (store/postgres.py),
 as it does the community and digest mixins. Each backend gives `_size_bytes()`.
@@ -89,6 +89,22 @@ class PaperReadsMixin:
                 f"SELECT p.id, p.text_hash, p.title, p.abstract {_MISSING} ORDER BY p.id LIMIT ?", (model, limit)
             ).fetchall()
         return [TextRow(*r) for r in rows]
+
+    # -- key/value state (checkpoints, watermarks) ----------------------------------------------------
+    def get_state(self, key: str) -> str | None:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_state(self, key: str, value: str | None) -> None:
+        with self._lock:
+            if value is None:
+                self._db.execute("DELETE FROM state WHERE key = ?", (key,))
+            else:
+                self._db.execute(
+                    "INSERT INTO state VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (key, value),
+                )
 
 
 def _date(s: str | None) -> date | None:

@@ -273,19 +273,6 @@ class SqliteStore(PaperReadsMixin, CommunityMixin, DigestMixin):
             last = (rows[-1][1], rows[-1][0])
             yield ids, seqs, vecs
 
-    # -- state --------------------------------------------------------------------------------------
-    def get_state(self, key: str) -> str | None:
-        with self._lock:
-            row = self._db.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
-        return row[0] if row else None
-
-    def set_state(self, key: str, value: str | None) -> None:
-        with self._lock:
-            if value is None:
-                self._db.execute("DELETE FROM state WHERE key = ?", (key,))
-            else:
-                self._db.execute("INSERT OR REPLACE INTO state VALUES (?, ?)", (key, value))
-
     # -- helpers ------------------------------------------------------------------------------------
     def _tx(self):
         return _Transaction(self._db)
