@@ -116,7 +116,36 @@ def test_half_precision_scan_gives_the_exact_ranking(indexed, embedder):
     q = embedder.encode_query("large language models")
     mask = np.zeros(len(exact), dtype=bool)
     mask[::3] = True
-    assert half.search(q, 10, mask) == exact.search(q, 10, mask)  # a filter takes the exact path
+    assert half.search(q, 10, mask) == exact.search(q, 10, mask)  # a loose filter: the masked scan
+    few = np.zeros(len(exact), dtype=bool)
+    few[::20] = True
+    got, want = half.search(q, 10, few), exact.search(q, 10, few)  # a selective one: just those rows, exactly
+    assert [d for d, _ in got] == [d for d, _ in want]
+    assert [s for _, s in got] == pytest.approx([s for _, s in want], abs=1e-6)  # another summation order
+    assert half.search(q, 10, np.zeros(len(exact), dtype=bool)) == []
+
+
+@pytest.mark.parametrize("kernel", ["torch", "usearch"])
+def test_both_half_scan_kernels_give_the_exact_ranking(indexed, embedder, kernel):
+    """Whichever kernel the float16 copy picks on a machine, the rescored ranking is the exact one."""
+    from papertide.index.dense import DenseIndex
+
+    _, indexes, root = indexed
+    exact = indexes.dense
+    half = DenseIndex(root / "index" / "dense", exact.dim, exact.model, read_only=True, half_scan_min_rows=0)
+    q = embedder.encode_query("neural network training")
+    half.search(q, 5)
+    assert half._half is not None and half._half[1].kernel in ("torch", "usearch")
+    half._half[1].kernel = kernel
+    for text in ["graph neural networks for molecules", "robot navigation", "speech recognition"]:
+        q = embedder.encode_query(text)
+        assert half.search(q, 20) == exact.search(q, 20)
+    mask = np.zeros(len(exact), dtype=bool)
+    mask[1::2] = True
+    q = embedder.encode_query("large language models")
+    assert half.search(q, 10, mask) == exact.search(q, 10, mask)
+    rows = half._half[1].top(embedder.encode_query("speech"), len(exact))
+    assert sorted(rows.tolist()) == list(range(len(exact)))  # asking for every row returns each row once
 
 
 def test_dense_filter_mask(indexed, embedder, sample_papers):

@@ -38,6 +38,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         # One BLAS/OpenMP thread per request: a server's parallelism is its concurrent requests, and
         # nested thread pools on 2 cores made dense-search p95 ~1.6x worse under load (measured).
         threadpool_limits(1)
+        import torch  # the dense scan's kernel: torch's own pool is process-wide, not an OpenMP setting
+
+        torch.set_num_threads(1)
         if app.state.services is None:
             app.state.services = build_services(settings)
         refresher = asyncio.create_task(_refresh_loop(app, settings.index_refresh_seconds))
