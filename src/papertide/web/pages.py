@@ -204,7 +204,7 @@ def run_search(
     # Relevance needs one hit past the page to know whether a next page exists; the other sorts
     # reorder the best SEARCH_DEPTH hits.
     k = min(SEARCH_DEPTH, page * size + 1) if sort == "relevance" else SEARCH_DEPTH
-    hits = engine.rank(q, k, filters)
+    hits = services.search_hits(q, k, filters)
     ids = [h.doc_id for h in hits]
     hidden = services.store.hidden_among(ids) if ids else set()
     ids = [d for d in ids if d not in hidden]

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import httpx
 
 from papertide.config import Settings
-from papertide.models import Paper
+from papertide.models import Paper, SearchFilters, SearchHit
 from papertide.rank.search import FusionConfig, SearchEngine
 from papertide.rank.similar import similar_papers
 from papertide.store import open_store
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from papertide.rank.foryou import ForYou
 
 log = logging.getLogger(__name__)
-SIMILAR_CACHE = 20_000  # similar-paper lists kept per process (~1 KB each)
+RANKED_CACHE = 20_000  # ranked lists (similar papers, search hits) kept per process (~1-3 KB each)
 
 
 class ArxivUnavailable(Exception):
@@ -75,27 +75,40 @@ class Services:
     engine: SearchEngine | None = None
     fetch_arxiv: Callable[[str], Paper | None] | None = None
     _index_lock: threading.Lock = field(default_factory=threading.Lock)
-    _similar_lock: threading.Lock = field(default_factory=threading.Lock)
+    _ranked_lock: threading.Lock = field(default_factory=threading.Lock)
 
     _seen: tuple = ()
-    _similar: OrderedDict = field(default_factory=OrderedDict)
+    _ranked: OrderedDict = field(default_factory=OrderedDict)
 
     def similar(self, doc_id: int, k: int, since: date | None = None) -> list[tuple[int, float]]:
         """Similar papers, remembered until the indexes change: a paper's list is the same for every visitor,
         and computing it is most of a paper page's cost (a dense scan of every vector)."""
         assert self.engine is not None
-        key = (doc_id, k, since)
-        with self._similar_lock:
-            hit = self._similar.get(key)
+        engine = self.engine
+        return self._remembered(("similar", doc_id, k, since), lambda: similar_papers(engine, doc_id, k, since))
+
+    def search_hits(self, query: str, k: int, filters: SearchFilters) -> list[SearchHit]:
+        """A query's ranked hits, remembered until the indexes change: the next page, another sort order, a
+        query typed again or asked by someone else rank nothing (hidden papers are dropped by the caller,
+        after the lookup, so moderation takes effect at once)."""
+        assert self.engine is not None
+        engine = self.engine
+        key = ("search", query, k, filters.date_from, filters.date_to, tuple(filters.categories or ()),
+               filters.has_code)
+        return self._remembered(key, lambda: engine.rank(query, k, filters))
+
+    def _remembered(self, key: tuple, compute: Callable[[], list]) -> list:
+        with self._ranked_lock:
+            hit = self._ranked.get(key)
             if hit is not None:
-                self._similar.move_to_end(key)
+                self._ranked.move_to_end(key)
                 return hit
-        hits = similar_papers(self.engine, doc_id, k, since)
-        with self._similar_lock:
-            self._similar[key] = hits
-            while len(self._similar) > SIMILAR_CACHE:
-                self._similar.popitem(last=False)
-        return hits
+        value = compute()
+        with self._ranked_lock:
+            self._ranked[key] = value
+            while len(self._ranked) > RANKED_CACHE:
+                self._ranked.popitem(last=False)
+        return value
     _foryou: ForYou | None = None
     _foryou_lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -129,7 +142,8 @@ class Services:
                 update_index(self.store, self.settings.index_dir, self.engine.embedder,
                              indexes=self.engine.indexes)
                 self._seen = self._signature()
-                self._similar.clear()
+                with self._ranked_lock:
+                    self._ranked.clear()
             except Exception as e:
                 log.warning("could not index the new paper now (%s); `papertide index` will", e)
 
@@ -150,8 +164,8 @@ class Services:
             self.engine.indexes = open_indexes(self.store, self.settings.index_dir, emb.model_id, emb.dim,
                                                read_only=True)
             self._seen = sig
-            with self._similar_lock:
-                self._similar.clear()
+            with self._ranked_lock:
+                self._ranked.clear()
         return True
 
     def _signature(self) -> tuple:
