@@ -79,6 +79,7 @@ HF_PAGES = sorted((pathlib.Path(__file__).parent / "fixtures" / "recorded").glob
 def site_template(tmp_path_factory, embedder, sample_papers):
     """A site home (database + index) over N_INDEXED sample papers plus the recorded HF daily pages."""
     from papertide.index.build import update_index
+    from papertide.rank.foryou import TERMS_DIR, ensure_term_space
     from papertide.sources.hf import parse_daily_papers
     from papertide.store import SqliteStore
 
@@ -88,6 +89,7 @@ def site_template(tmp_path_factory, embedder, sample_papers):
     for page in HF_PAGES:
         store.upsert_papers(parse_daily_papers(page.read_bytes(), str(page)).papers)
     update_index(store, root / "index", embedder)
+    ensure_term_space(store, root / "index" / TERMS_DIR)  # as `papertide index` does
     store.close()
     return root
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from papertide.web.views import EXCERPT_CHARS, _MATH, excerpt, highlight, query_terms
+from papertide.web.views import _MATH, EXCERPT_CHARS, excerpt, highlight, query_terms
 
 LONG = (
     "We study a problem of learning. " * 10

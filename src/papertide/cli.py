@@ -237,6 +237,7 @@ def ingest_hf_cmd(
 def index_cmd() -> None:
     """Embed new papers and update the lexical and dense indexes (incremental; safe to kill and re-run)."""
     from papertide.index.build import update_index
+    from papertide.rank.foryou import TERMS_DIR, ensure_term_space
 
     settings = _settings()
     store = _store(settings)
@@ -244,11 +245,15 @@ def index_cmd() -> None:
     try:
         with _progress() as bar:
             indexes, rep = update_index(store, settings.index_dir, embedder, _stages(bar))
+            task = bar.add_task("for-you term space", total=None)
+            refitted = ensure_term_space(store, settings.index_dir / TERMS_DIR)
+            bar.update(task, total=1, completed=1)
     finally:
         store.close()
     out.print(
         f"[green]indexed[/]: embedded {rep.embedded:,} papers ({embedder.model_id}); lexical updated {rep.lexical:,}; "
         f"dense index holds {len(indexes.dense):,} vectors"
+        + ("; for-you term space fitted" if refitted else "")
     )
 
 

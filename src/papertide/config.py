@@ -69,6 +69,8 @@ class Settings(BaseSettings):
     mail_from: str = Field(default="papertide <papertide@localhost>", description="From: address of e-mails.")
 
     # -- e-mail digests (digest/) -----------------------------------------------------------------------
+    foryou_warm: bool = Field(
+        default=True, description="Build the \"for you\" corpus side when the site starts, not at the first visit.")
     digest_rate: float = Field(default=10.0, description="Digest messages sent per second at most (0: no limit).")
     digest_max_attempts: int = Field(
         default=5, description="Tries per digest message on temporary failures (4xx, lost connection) in one run."

@@ -19,6 +19,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
@@ -46,6 +47,10 @@ MAX_POSITIVES = 500
 MAX_NEGATIVES = 500
 MODEL_CACHE = 1024  # users whose model and ranking stay in memory (least recently used dropped)
 TRENDING_TTL_S = 120.0  # trending moves with votes over hours; two minutes stale is invisible
+# The term space is fitted by `papertide index` (a pass over every paper's text) and saved beside the
+# indexes (TERMS_DIR); it is refitted once the store has grown by REFIT_GROWTH since, so new words enter it.
+TERMS_DIR = "terms"
+REFIT_GROWTH = 0.25
 DEFAULT_TRENDING = 0.2  # the blend a new account starts with (store migration 0004 has the same default)
 
 
@@ -85,8 +90,10 @@ class ForYou:
     """One per site process. `state` is "cold" (not started), "warming", "ready" or "failed"."""
 
     def __init__(self, store, model_id: str, vector_of: Callable[[int], np.ndarray | None],
-                 candidate_days: int = CANDIDATE_DAYS, candidate_limit: int = CANDIDATE_LIMIT):
+                 candidate_days: int = CANDIDATE_DAYS, candidate_limit: int = CANDIDATE_LIMIT,
+                 space_dir: Path | None = None):
         self.store = store
+        self.space_dir = space_dir
         self.model_id = model_id
         self.vector_of = vector_of
         self.candidate_days = candidate_days
@@ -121,7 +128,8 @@ class ForYou:
     def _build_logged(self) -> None:
         t0 = time.perf_counter()
         try:
-            self.corpus = build_corpus(self.store, self.model_id, self.candidate_days, self.candidate_limit)
+            self.corpus = build_corpus(self.store, self.model_id, self.candidate_days, self.candidate_limit,
+                                       space_dir=self.space_dir)
             self._trending(self.corpus)  # the first read here, not in a member's request
             # The term space holds ~1M vocabulary strings at 75k papers; a full GC pass over them cost
             # ~250 ms in a request now and then (measured). Long-lived: move them out of the collector's way.
@@ -294,21 +302,42 @@ class ForYou:
         return entry.fit_ms if entry else None
 
 
+def ensure_term_space(store, directory: Path, force: bool = False) -> bool:
+    """Fit the term space on every paper and save it in `directory`, unless the saved one is recent
+    enough (the store grew by less than REFIT_GROWTH since). True when it (re)fitted."""
+    n = store.count_papers()
+    saved = TermSpace.load(directory)
+    if n == 0 or (saved is not None and not force and n <= saved[1] * (1 + REFIT_GROWTH)):
+        return False
+    texts = [f"{t}\n{a}" for batch in store.iter_paper_texts() for _, t, a in batch]
+    TermSpace.fit(texts).save(directory, len(texts))
+    return True
+
+
 def build_corpus(store, model_id: str, candidate_days: int = CANDIDATE_DAYS,
-                 candidate_limit: int = CANDIDATE_LIMIT, seed: int = 0) -> Corpus:
-    """Fit the term space on every paper, sample the background, and load the candidates."""
+                 candidate_limit: int = CANDIDATE_LIMIT, seed: int = 0, space_dir: Path | None = None) -> Corpus:
+    """Sample the background and load the candidates, in the term space saved in `space_dir` by
+    `papertide index` (only those papers' texts are read and transformed), or else in one fitted here on
+    every paper (a pass over all texts: a minute and ~1.7 GB at 75k papers)."""
     from papertide.rank.recommend import BACKGROUND_SIZE
 
     seq0 = store.max_seq()
-    doc_ids, texts = [], []
-    for batch in store.iter_paper_texts():
-        for d, title, abstract in batch:
-            doc_ids.append(d)
-            texts.append(f"{title}\n{abstract}")
+    saved = TermSpace.load(space_dir) if space_dir is not None else None
+    if saved is not None:
+        space = saved[0]
+        doc_ids = store.paper_ids()
+        all_terms = None
+    else:
+        doc_ids, texts = [], []
+        for batch in store.iter_paper_texts():
+            for d, title, abstract in batch:
+                doc_ids.append(d)
+                texts.append(f"{title}\n{abstract}")
+        if doc_ids:
+            space, all_terms = TermSpace.fit_transform(texts)
+        del texts
     if not doc_ids:
         raise ValueError("there are no papers to recommend from")
-    space, all_terms = TermSpace.fit_transform(texts)
-    del texts
     pos = {d: i for i, d in enumerate(doc_ids)}
     latest = store.latest_day(False) or date.today()
     recent = store.recent_papers(latest - timedelta(days=candidate_days), candidate_limit)
@@ -330,8 +359,13 @@ def build_corpus(store, model_id: str, candidate_days: int = CANDIDATE_DAYS,
     bg_ids = sorted(d for d in bg_pick if d in row_of and d in pos)[:BACKGROUND_SIZE]
     if not bg_ids:
         raise ValueError("no paper has an embedding yet: run `papertide index`")
-    background = Background(vecs[[row_of[d] for d in bg_ids]], all_terms[[pos[d] for d in bg_ids]])
     cands = [d for d, _ in recent if d in row_of and d in pos]  # newest first
+    if all_terms is not None:
+        bg_terms, cand_terms = all_terms[[pos[d] for d in bg_ids]], all_terms[[pos[d] for d in cands]].tocsr()
+    else:
+        texts_of = store.title_abstracts(sorted(set(bg_ids) | set(cands)))
+        bg_terms, cand_terms = (space.transform([f"{texts_of[d][0]}\n{texts_of[d][1]}" for d in part])
+                                for part in (bg_ids, cands))
+    background = Background(vecs[[row_of[d] for d in bg_ids]], bg_terms)
     return Corpus(space, background, np.array(cands, dtype=np.int64), vecs[[row_of[d] for d in cands]],
-                  all_terms[[pos[d] for d in cands]].tocsr(), [cand_days[d] for d in cands],
-                  max(emb_seq, seq0))
+                  cand_terms, [cand_days[d] for d in cands], max(emb_seq, seq0))

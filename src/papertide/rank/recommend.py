@@ -23,8 +23,11 @@ positives' ids), and `model_from_parts` rebuilds it with the positives' embeddin
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
@@ -56,6 +59,8 @@ NEGATIVE_WEIGHT = 5.0
 TERM_MIN_DF = 2
 TERM_MAX_DF = 0.1
 TOKEN_PATTERN = r"(?u)\b[a-zA-Z_][a-zA-Z0-9_\-]+\b"
+# Bump when the saved term space means something else (tokenisation, n-grams, df limits): it is refitted.
+SPACE_LAYOUT = 1
 
 __all__ = [
     "Background",
@@ -107,6 +112,38 @@ class TermSpace:
 
     def __len__(self) -> int:
         return len(self.terms)
+
+    def save(self, directory: Path, papers: int) -> None:
+        """Write the space to `directory` (terms.txt, idf.npy, space.json last, each renamed into place:
+        a kill leaves the old space or the new one). `papers`: how many papers it was fitted on."""
+        directory.mkdir(parents=True, exist_ok=True)
+        for name, write in (
+            ("terms.txt", lambda f: f.write("\n".join(self.terms).encode())),
+            ("idf.npy", lambda f: np.save(f, self.idf)),
+            ("space.json", lambda f: f.write(json.dumps({
+                "papers": papers, "terms": len(self.terms), "layout": SPACE_LAYOUT}).encode())),
+        ):
+            tmp = directory / (name + ".tmp")
+            with open(tmp, "wb") as f:
+                write(f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, directory / name)
+
+    @classmethod
+    def load(cls, directory: Path) -> tuple[TermSpace, int] | None:
+        """The space saved in `directory` and how many papers it was fitted on; None if absent or unusable."""
+        try:
+            meta = json.loads((directory / "space.json").read_text())
+            if meta.get("layout") != SPACE_LAYOUT:
+                return None
+            terms = (directory / "terms.txt").read_text().split("\n")
+            idf = np.load(directory / "idf.npy")
+        except (OSError, ValueError):
+            return None
+        if len(terms) != meta["terms"] or len(idf) != len(terms):
+            return None  # files from different saves (a crash between the renames)
+        return cls(terms, idf), int(meta["papers"])
 
     def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
         """L2-normalised tf-idf rows (float32 CSR), one per text."""

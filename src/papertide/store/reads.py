@@ -30,6 +30,11 @@ class PaperReadsMixin:
         with self._lock:
             return int(self._db.execute("SELECT count(*) FROM papers").fetchone()[0])
 
+    def paper_ids(self) -> list[int]:
+        """Every paper's doc id, ascending (8 bytes each: 22 MB at arXiv's 2.7M)."""
+        with self._lock:
+            return [r[0] for r in self._db.execute("SELECT id FROM papers ORDER BY id").fetchall()]
+
     def iter_changed(self, since_seq: int, batch: int = 5000) -> Iterator[list[tuple[DocMeta, Paper]]]:
         """Papers changed after `since_seq`, in (seq, id) order, in batches."""
         last = (since_seq, _AFTER_ALL_IDS)  # everything with seq > since_seq

@@ -43,6 +43,10 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         torch.set_num_threads(1)
         if app.state.services is None:
             app.state.services = build_services(settings)
+            if settings.foryou_warm and app.state.services.engine is not None:
+                # the corpus side of "for you" (seconds with the term space `papertide index` saved),
+                # in the background: the first member to open the feed does not wait for it
+                app.state.services.for_you().start()
         refresher = asyncio.create_task(_refresh_loop(app, settings.index_refresh_seconds))
         yield
         refresher.cancel()
@@ -79,8 +83,8 @@ SECURITY_HEADERS = [
     (b"x-frame-options", b"DENY"),
     (b"referrer-policy", b"same-origin"),
     (b"content-security-policy",
-     b"default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; "
-     b"font-src 'self' data:; frame-ancestors 'none'; form-action 'self'"),
+     (b"default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; "
+      b"font-src 'self' data:; frame-ancestors 'none'; form-action 'self'")),
 ]
 
 

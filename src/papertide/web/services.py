@@ -118,9 +118,10 @@ class Services:
             return None
         with self._foryou_lock:
             if self._foryou is None:
-                from papertide.rank.foryou import ForYou
+                from papertide.rank.foryou import TERMS_DIR, ForYou
 
-                self._foryou = ForYou(self.store, self.engine.embedder.model_id, self._vector_of)
+                self._foryou = ForYou(self.store, self.engine.embedder.model_id, self._vector_of,
+                                      space_dir=self.settings.index_dir / TERMS_DIR)
             return self._foryou
 
     def _vector_of(self, doc_id: int):
