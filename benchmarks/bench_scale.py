@@ -65,7 +65,7 @@ from rich.table import Table
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 from bench_pg import QUERIES, fresh_db
-from common import RESULTS, cpu_model, db_bytes, dir_bytes, git_commit, latency_summary
+from common import RESULTS, cpu_model, db_bytes, dir_bytes, git_commit, latency_summary, vm_hwm_mb
 from part_query import make_queries
 
 REAL_DB = BENCH / "work" / "full" / "home" / "papertide.db"
@@ -96,6 +96,20 @@ def now() -> str:
 
 def load_avg() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
+
+
+def src_changes() -> dict:
+    """Uncommitted changes under src/ (other engineers work in this tree) and digests of the search files, so a
+    figure can be tied to the code that produced it."""
+    import hashlib
+
+    root = BENCH.parent
+    st = subprocess.run(["git", "status", "--porcelain", "--", "src"], cwd=root, capture_output=True, text=True,
+                        check=False).stdout.split("\n")
+    files = ("src/papertide/index/pg.py", "src/papertide/store/postgres.py", "src/papertide/index/dense.py",
+             "src/papertide/index/ann.py")
+    return {"dirty": [ln.strip() for ln in st if ln.strip()],
+            "blake2b": {f: hashlib.blake2b((root / f).read_bytes(), digest_size=8).hexdigest() for f in files}}
 
 
 def uptime() -> str:
@@ -314,26 +328,31 @@ def run_queries(engine, queries: list[dict], warmup: int, label: str, max_minute
             "stages_p95_ms": {k: round(float(np.percentile(v, 95)), 2) for k, v in stages.items()}}
 
 
+RECALL_KS = (10, 100, 200, 400)  # pgvector's ef_search is max(100, 2k) (index/pg.py): 100, 200, 400, 800
+
+
 def recall(ann, exact, qvecs: np.ndarray, store, label: str) -> dict:
-    """recall@10 of ann(q, k) (k=10, and the top 10 of k=100) against exact(q, 10), plus the exact lists' arXiv ids."""
-    r10, r100, t_ann, t_exact, exact_ids = [], [], [], [], []
+    """recall@10 against exact(q, 10) of the top 10 of ann(q, k) for each k of RECALL_KS, and the exact lists."""
+    got: dict[int, list[float]] = {k: [] for k in RECALL_KS}
+    t_ann, t_exact, exact_ids = [], [], []
     with progress() as bar:
         task = bar.add_task(f"{label}: ANN vs exact", total=len(qvecs))
         for q in qvecs:
             t = time.perf_counter()
-            a10 = {d for d, _ in ann(q, 10)}
-            t_ann.append((time.perf_counter() - t) * 1e3)
-            a100 = {d for d, _ in ann(q, 100)[:10]}
-            t = time.perf_counter()
             ex = [d for d, _ in exact(q, 10)]
             t_exact.append((time.perf_counter() - t) * 1e3)
-            r10.append(len(a10 & set(ex)) / len(ex))
-            r100.append(len(a100 & set(ex)) / len(ex))
+            for k in RECALL_KS:
+                t = time.perf_counter()
+                top = {d for d, _ in ann(q, k)[:10]}
+                if k == 10:
+                    t_ann.append((time.perf_counter() - t) * 1e3)
+                got[k].append(len(top & set(ex)) / len(ex))
             exact_ids.append(ex)
             bar.update(task, advance=1)
     names = store.arxiv_ids_for([d for ex in exact_ids for d in ex])
-    return {"recall_at_10_k10": round(float(np.mean(r10)), 4), "recall_at_10_k100": round(float(np.mean(r100)), 4),
-            "min_recall_k10": round(float(np.min(r10)), 2), "ann_p50_ms": round(float(np.median(t_ann)), 2),
+    return {"recall_at_10_k10": round(float(np.mean(got[10])), 4), "recall_at_10_k100": round(float(np.mean(got[100])), 4),
+            "recall_at_10_by_k": {k: round(float(np.mean(v)), 4) for k, v in got.items()},
+            "min_recall_k10": round(float(np.min(got[10])), 2), "ann_p50_ms": round(float(np.median(t_ann)), 2),
             "exact_p50_ms": round(float(np.median(t_exact)), 1),
             "exact_top10": [sorted(names[d] for d in ex) for ex in exact_ids]}
 
@@ -595,9 +614,14 @@ def main() -> int:
     ap.add_argument("--no-live", dest="live", action="store_false", help="skip the PostgreSQL live-index upserts")
     ap.add_argument("--pg-url", default=os.environ.get("PAPERTIDE_BENCH_PG_URL"))
     a = ap.parse_args()
+    # Import every module the run uses now: the code measured is the tree's at the start (src_changes).
+    import papertide.index.build
+    import papertide.index.pg
+    import papertide.rank.search
+    import papertide.store.postgres  # noqa: F401
     from papertide.index.embedder import Embedder
 
-    started, up0 = now(), uptime()
+    started, up0, src0 = now(), uptime(), src_changes()
     console.print(f"{started}  {up0}")
     run_dir = WORK / f"n{a.papers}"
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -638,6 +662,7 @@ def main() -> int:
         "command": " ".join([Path(sys.executable).name, *sys.argv]), "git": git_commit(),
         "machine": {"cpus": os.cpu_count(), "cpu": cpu_model()}, "pg_settings": PG_SETTINGS,
         "env": {k: os.environ.get(k) for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")},
+        "peak_rss_mb": vm_hwm_mb(), "src_changes_start": src0, "src_changes_end": src_changes(),
         "backends": backends,
     }
     s_ex, p_ex = (backends.get(n, {}).get("recall", {}).get("exact_top10") for n in ("sqlite", "postgres"))
