@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -50,6 +51,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--users", type=int, default=30)
     ap.add_argument("--profile", action="store_true", help="cProfile the first views, print the top 25")
+    ap.add_argument("--compare-fit", action="store_true",
+                    help="also time the corpus side fitted from every paper (no saved term space), after the rest")
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from fastapi.testclient import TestClient
@@ -60,6 +63,12 @@ def main() -> None:
     from papertide.web.services import build_services
 
     home = prepare_home()
+    # what `papertide index` does once (and again after 25% growth): fit the term space on every paper
+    cli = str(Path(sys.executable).parent / "papertide")
+    t0 = time.perf_counter()
+    subprocess.run([cli, "index"], env=dict(os.environ, PAPERTIDE_HOME=str(home)), check=True, capture_output=True)
+    index_s = time.perf_counter() - t0
+    console.print(f"`papertide index` (term space fitted if missing): {index_s:.1f} s")
     settings = Settings(home=home, secret_key="bench-secret", base_url="http://testserver", index_refresh_seconds=0,
                         signup_rate="100000/60", vote_rate="100000/60")
     services = build_services(settings)
@@ -115,7 +124,7 @@ def main() -> None:
     result = {
         "bench": "foryou", "commit": git_commit(), "cpu": cpu_model(), "users": args.users,
         "papers": services.store.count_papers(), "candidates": len(corpus.ids), "terms": len(corpus.space),
-        "corpus_build_s": round(build_s, 1), "rss_hwm_mb": vm_hwm_mb(),
+        "index_command_s": round(index_s, 1), "corpus_build_s": round(build_s, 1), "rss_hwm_mb": vm_hwm_mb(),
         "fit_ms": latency_summary(fits), "pages": {k: latency_summary(v) for k, v in kinds.items()},
         "all_views": latency_summary(allv), "target_p95_ms": TARGET_P95_MS,
         "load": os.getloadavg(), "raw_ms": {k: [round(x, 1) for x in v] for k, v in kinds.items()},
@@ -124,6 +133,16 @@ def main() -> None:
         console.print(f"{k:>14}: p50 {v['p50']:.1f} ms  p95 {v['p95']:.1f} ms  (n={len(kinds[k])})")
     console.print(f"     all views: p95 {result['all_views']['p95']:.1f} ms (target {TARGET_P95_MS:.0f}); "
                   f"model fit p50 {result['fit_ms']['p50']:.0f} ms p95 {result['fit_ms']['p95']:.0f} ms")
+    if args.compare_fit:  # the baseline in the same run: the corpus side fitted from every paper's text
+        from papertide.rank.foryou import build_corpus
+
+        t0 = time.perf_counter()
+        build_corpus(services.store, fy.model_id, fy.candidate_days, fy.candidate_limit, space_dir=None)
+        result["corpus_build_without_saved_space_s"] = round(time.perf_counter() - t0, 1)
+        result["rss_hwm_mb_after_that"] = vm_hwm_mb()
+        console.print(f"corpus side from the saved space {build_s:.1f} s (RSS peak {result['rss_hwm_mb']} MB); "
+                      f"fitted from scratch {result['corpus_build_without_saved_space_s']} s "
+                      f"(RSS peak then {result['rss_hwm_mb_after_that']} MB)")
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"foryou-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json"
     out.write_text(json.dumps(result, indent=2))

@@ -197,7 +197,9 @@ def pg_database() -> tuple[str, object]:
 
 
 def start_server(port: int, workers: int, database_url: str | None = None) -> subprocess.Popen:
-    env = dict(os.environ, PAPERTIDE_HOME=str(HOME), HF_HUB_OFFLINE="1", PAPERTIDE_SECRET_KEY="bench-only")
+    # no "for you" warm-up at start: this measures the public pages, on a machine with nothing else running
+    env = dict(os.environ, PAPERTIDE_HOME=str(HOME), HF_HUB_OFFLINE="1", PAPERTIDE_SECRET_KEY="bench-only",
+               PAPERTIDE_FORYOU_WARM="0")
     if database_url:
         env["PAPERTIDE_DATABASE_URL"] = database_url
     cli = str(Path(sys.executable).parent / "papertide")
