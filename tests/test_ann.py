@@ -270,3 +270,25 @@ def test_over_fetch_grows_then_falls_back_to_exact(ann_dense, queries, monkeypat
     q_near = ann_dense.vectors[far[0]]
     hits = ann_dense.search(q_near, 5, allowed)
     assert calls == [25] and scored[0] < 25 and hits[0][0] == int(ann_dense.ids[far[0]])
+
+
+def test_a_read_only_reader_never_writes_the_graph_file(own_index, embedder, sample_papers):
+    """The web server opens the indexes read-only: ahead of the indexing job's graph file, it catches up in
+    memory and leaves the file (and its json) exactly as the job wrote them."""
+    store, ix, dense_dir = own_index
+    before = {name: (dense_dir / name).read_bytes() for name in (ann.FILE, ann.META)}
+    store.upsert_papers(sample_papers[60:70])
+    from papertide.index.build import embed_missing
+
+    embed_missing(store, embedder)  # embedded, but the job has not refreshed the graph file yet
+    reader = DenseIndex(dense_dir, embedder.dim, embedder.model_id, ann_threshold=1, read_only=True)
+    assert reader.refresh(store) == 10 and len(reader.ann.index) == 70
+    doc = store.doc_ids_for([sample_papers[65].arxiv_id])[sample_papers[65].arxiv_id]
+    assert reader.search(reader.vector_of(doc), 1)[0][0] == doc
+    assert {name: (dense_dir / name).read_bytes() for name in before} == before
+    # a reader that opens without a refresh and finds the file behind builds in memory, writes nothing
+    (dense_dir / ann.FILE).unlink()
+    fresh = DenseIndex(dense_dir, embedder.dim, embedder.model_id, ann_threshold=1, read_only=True)
+    fresh.refresh(store)
+    assert fresh.search(fresh.vector_of(doc), 1)[0][0] == doc
+    assert not (dense_dir / ann.FILE).exists()

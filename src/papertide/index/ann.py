@@ -180,12 +180,15 @@ def catch_up(
     ids: np.ndarray,
     seq: int,
     changed_since: Callable[[int], np.ndarray] | None,
+    save: bool = True,
 ) -> HnswIndex:
     """A graph over exactly `vectors` (the dense cache at `seq`), doing the least work that gets there.
 
     In order: the graph in memory if it is in step; the file, memory-mapped, if it is in step (another
     process did the work); the graph in memory, or else the file, caught up with `changed_since(seq)`
-    (the rows re-embedded since then); a full build. The result is saved when it was not read from the file.
+    (the rows re-embedded since then); a full build. The result is saved when it was not read from the file,
+    unless `save` is False (a reader such as the web server: only the indexing job writes the file, and a
+    reader that got ahead of it keeps its graph in memory until the job's file catches up).
     """
     n = len(vectors)
     if ann is not None and (ann.rows, ann.seq) == (n, seq):
@@ -223,6 +226,6 @@ def catch_up(
         base = HnswIndex.build(vectors, seq, model, digest)
     else:
         base.update(vectors, changed, seq, digest)
-    if directory is not None:
+    if directory is not None and save:
         base.save(directory)
     return base

@@ -180,7 +180,8 @@ class DenseIndex:
             def changed_since(s: int) -> np.ndarray:
                 return changed_rows if s == seq_before else self._rows_changed_since(store, s)
 
-            self._ann = catch_up(self._ann, self.path, self.model, self.vectors, self.ids, self.seq, changed_since)
+            self._ann = catch_up(self._ann, self.path, self.model, self.vectors, self.ids, self.seq, changed_since,
+                                 save=not self.read_only)
         return n_changed
 
     def _rows_changed_since(self, store: Store, seq: int) -> np.ndarray:
@@ -222,7 +223,8 @@ class DenseIndex:
     def _search_ann(self, q: np.ndarray, k: int, allowed: np.ndarray | None) -> list[tuple[int, float]]:
         if self._ann is None or (self._ann.rows, self._ann.seq) != (len(self), self.seq):
             # opened without a refresh: map the file if it is in step, else build from the vectors
-            self._ann = catch_up(self._ann, self.path, self.model, self.vectors, self.ids, self.seq, None)
+            self._ann = catch_up(self._ann, self.path, self.model, self.vectors, self.ids, self.seq, None,
+                                 save=not self.read_only)
         graph = self._ann
         if allowed is None:
             return self._top_of_rows(graph.search(q, RESCORED * k), q, k)
