@@ -97,6 +97,77 @@ class SmtpServer:
         self.controller.stop()
 
 
+class TlsMailbox(Mailbox):
+    """A Mailbox that also notes, for each message it accepts, the session's TLS version (None: clear text) and
+    the user it logged in as (None: no login)."""
+
+    def __init__(self):
+        super().__init__()
+        self.sessions: list[dict] = []
+
+    async def handle_DATA(self, server, session, envelope):
+        ssl_object = server.transport.get_extra_info("ssl_object") if server.transport else None
+        reply = await super().handle_DATA(server, session, envelope)
+        if reply.startswith("250"):
+            auth = session.auth_data if session.authenticated else None
+            login = auth.login.decode() if getattr(auth, "login", None) else None
+            with self.lock:
+                self.sessions.append({"tls": ssl_object.version() if ssl_object else None, "login": login})
+        return reply
+
+
+class Authenticator:
+    """An aiosmtpd authenticator that accepts one user name and password and notes every attempt."""
+
+    def __init__(self, user: str, password: str):
+        self.user, self.password = user, password
+        self.attempts: list[tuple[str, str, bool]] = []  # (mechanism, user name, accepted)
+
+    def __call__(self, server, session, envelope, mechanism, auth_data):
+        from aiosmtpd.smtp import AuthResult, LoginPassword
+
+        ok = (isinstance(auth_data, LoginPassword) and auth_data.login == self.user.encode()
+              and auth_data.password == self.password.encode())
+        login = auth_data.login.decode("utf-8", "replace") if isinstance(auth_data, LoginPassword) else "?"
+        self.attempts.append((mechanism, login, ok))
+        # Not handled: aiosmtpd answers 235 or 535 itself, and keeps auth_data in the session.
+        return AuthResult(success=ok, handled=False, auth_data=auth_data if ok else None)
+
+
+def server_tls_context(ca, *names: str):
+    """A server-side SSLContext with a certificate for `names` (default: 127.0.0.1) issued by a trustme CA."""
+    import ssl
+
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert(*(names or ("127.0.0.1",))).configure_cert(ctx)
+    return ctx
+
+
+class TlsSmtpServer(SmtpServer):
+    """A real SMTP server on 127.0.0.1 that speaks TLS: mode "starttls" (offered, or required with
+    require_starttls) or "tls" (implicit TLS from the first byte); `ca` is a trustme.CA, `cert_names` the names
+    in its certificate. With `auth` (an Authenticator) it offers AUTH LOGIN and PLAIN - only over TLS unless
+    auth_require_tls=False (aiosmtpd counts only STARTTLS as TLS there, so implicit TLS needs False)."""
+
+    def __init__(self, ca, mode: str = "starttls", *, require_starttls: bool = False,
+                 auth: Authenticator | None = None, auth_require_tls: bool = True, auth_exclude: tuple[str, ...] = (),
+                 cert_names: tuple[str, ...] = ("127.0.0.1",), port: int | None = None):
+        self.box = TlsMailbox()
+        self.port = port or free_port()
+        ctx = server_tls_context(ca, *cert_names)
+        kw: dict = {}
+        if auth is not None:
+            kw.update(authenticator=auth, auth_require_tls=auth_require_tls,
+                      auth_exclude_mechanism=list(auth_exclude))
+        if mode == "starttls":
+            kw.update(tls_context=ctx, require_starttls=require_starttls)
+        elif mode == "tls":
+            kw.update(ssl_context=ctx)
+        else:
+            raise ValueError(mode)
+        self.controller = Controller(self.box, hostname="127.0.0.1", port=self.port, **kw)
+
+
 def settings_for(home: Path, port: int, **kw) -> Settings:
     base = {"home": home, "secret_key": SECRET, "base_url": "http://testserver", "smtp_host": "127.0.0.1",
             "smtp_port": port, "mail_from": "papertide <digest@example.org>", "digest_rate": 0,
@@ -110,6 +181,16 @@ def env_for(s: Settings) -> dict[str, str]:
     for name in ("home", "secret_key", "base_url", "smtp_host", "smtp_port", "mail_from", "digest_rate",
                  "digest_retry_seconds", "digest_lease_seconds", "digest_max_attempts"):
         env[f"PAPERTIDE_{name.upper()}"] = str(getattr(s, name))
+    return env
+
+
+def smtp_env_for(s: Settings) -> dict[str, str]:
+    """env_for, plus the SMTP security, login and CA file settings (those that are set)."""
+    env = env_for(s)
+    for name in ("smtp_security", "smtp_user", "smtp_password", "smtp_ca_file"):
+        value = getattr(s, name)
+        if value is not None:
+            env[f"PAPERTIDE_{name.upper()}"] = str(value)
     return env
 
 

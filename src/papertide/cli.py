@@ -593,6 +593,7 @@ def digest_send_cmd(
     Safe to re-run after a crash and to run twice at once: each (subscriber, edition) is sent once.
     """
     from papertide.digest.deliver import run_digest
+    from papertide.digest.smtp import MailSetupError
 
     if frequency not in ("daily", "weekly"):
         raise UserError(f"--frequency expects daily or weekly, got {frequency!r}")
@@ -603,6 +604,8 @@ def digest_send_cmd(
 
         rep = run_digest(store, settings, frequency, _parse_day(day, "--date") if day else None,
                          personal=personal_ranker(store, settings))
+    except MailSetupError as e:  # the run stopped at the first message: nothing was marked failed
+        raise UserError(f"{e}; nothing was marked failed: run it again once this is fixed") from None
     finally:
         store.close()
     c = rep.edition_counts

@@ -66,6 +66,11 @@ class Settings(BaseSettings):
     smtp_security: str = Field(default="none", description="none, starttls or tls.")
     smtp_user: str | None = Field(default=None, description="SMTP user name, if the server wants one.")
     smtp_password: str | None = Field(default=None, description="SMTP password.")
+    smtp_ca_file: Path | None = Field(
+        default=None,
+        description="PEM file of the CA certificate(s) to trust for the SMTP server's certificate, instead of the "
+        "system's (a server with a certificate from your own CA). Certificates are always verified.",
+    )
     mail_from: str = Field(default="papertide <papertide@localhost>", description="From: address of e-mails.")
 
     # -- e-mail digests (digest/) -----------------------------------------------------------------------

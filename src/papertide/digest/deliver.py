@@ -7,6 +7,9 @@ hold the same row), sends each message, and records the outcome at once:
 * 4xx, lost or refused connection   -> pending again after a backoff (digest_retry_seconds, doubling), up to
                                        digest_max_attempts tries; then failed, and the next run tries afresh
 * 5xx to the recipient or the data  -> failed for good (permanent); the run goes on with the others
+* what only the settings can fix    -> MailSetupError (untrusted certificate, login refused, 530 STARTTLS
+                                       required...): the run stops at once, leaving its rows pending and their
+                                       attempts untouched, rather than failing every message and login in turn
 
 A killed run's claims come back when their lease (digest_lease_seconds) runs out; the next run sends them.
 
@@ -37,7 +40,7 @@ from papertide.digest.compose import (
     edition_period,
     envelope_address,
 )
-from papertide.digest.smtp import connect
+from papertide.digest.smtp import MailSetupError, connect, setup_problem
 from papertide.digest.subscriptions import DigestLinks
 from papertide.store.digest import Claim, DeliveryCounts
 
@@ -67,10 +70,14 @@ class Mailer:
         self._smtp: smtplib.SMTP | None = None
 
     def send(self, msg: EmailMessage, to: str) -> None:
+        """Raises PermanentFailure or TemporaryFailure for this message, MailSetupError when no message can go."""
         try:
             if self._smtp is None:
                 self._smtp = connect(self.settings, self.timeout)
             self._smtp.send_message(msg, self.sender, [to])
+        except MailSetupError:
+            self.close()
+            raise
         except smtplib.SMTPRecipientsRefused as e:
             self.close()
             code, reply = next(iter(e.recipients.values()))
@@ -80,6 +87,9 @@ class Mailer:
             raise _classify(e.smtp_code, e.smtp_error, "message refused") from e
         except smtplib.SMTPResponseException as e:  # greeting, MAIL FROM, AUTH: the server's problem, not theirs
             self.close()
+            setup = setup_problem(self.settings, e)
+            if setup is not None:
+                raise setup from e
             raise TemporaryFailure(f"{e.smtp_code} {_text(e.smtp_error)}") from e
         except (smtplib.SMTPException, OSError) as e:
             self.close()
