@@ -20,7 +20,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from papertide.config import Settings
 from papertide.digest.compose import ComposeError, parse_categories, parse_keywords
-from papertide.digest.smtp import MailError
+from papertide.digest.smtp import MailError, MailSetupError
 from papertide.digest.subscriptions import DigestLinks, LinkError, confirm, subscribe
 from papertide.store.digest import FREQUENCIES, Preferences, Subscriber
 from papertide.web.deps import ServicesDep, UserDep, check_csrf, client_ip, flash, render
@@ -204,6 +204,8 @@ async def _schedule_loop(app: FastAPI, every: float = SCHEDULE_CHECK_SECONDS) ->
         if services is not None:
             try:
                 await asyncio.to_thread(run_schedule, services, datetime.now(UTC))
+            except MailSetupError as e:  # the operator's settings: one clear line, nothing marked failed
+                log.error("scheduled digest run stopped: %s", e)
             except Exception:  # a failed run is retried by the next `papertide digest send` or day
                 log.exception("scheduled digest run failed")
         await asyncio.sleep(every)
