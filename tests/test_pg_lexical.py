@@ -106,13 +106,29 @@ def test_no_terms_no_results(pg_indexed):
     assert pruned.search("graph", 0) == []
 
 
+class _Recording:
+    """The real store, noting the search queries it runs (to EXPLAIN them after)."""
+
+    def __init__(self, store):
+        self.store, self.calls = store, []
+
+    def execute(self, sql, args=()):
+        return self.store.execute(sql, args)
+
+    def search_query(self, sql, args, settings=None):
+        self.calls.append((sql, list(args), settings))
+        return self.store.search_query(sql, args, settings)
+
+
 def test_candidates_come_from_the_gin_index(pg_indexed):
-    """The search's own settings make PostgreSQL read the GIN index, not scan every paper."""
+    """Every ranking query the search runs reads the GIN index; none scans every paper."""
     store, _, _ = pg_indexed
-    plan = store.search_query("EXPLAIN SELECT id FROM papers p WHERE p.tsv @@ %s::tsquery", ["'graph' | 'learn'"],
-                              settings={"enable_seqscan": "off"})
-    text = "\n".join(r[0] for r in plan)
-    assert "Bitmap Index Scan on papers_tsv" in text, text
+    rec = _Recording(store)
+    PgLexical(rec, cap=5).search("sparsity learning", 40)  # pruned, then topped up: two queries
+    assert len(rec.calls) == 2
+    for sql, args, settings in rec.calls:
+        plan = "\n".join(r[0] for r in store.search_query("EXPLAIN " + sql, args, settings))
+        assert "Bitmap Index Scan on papers_tsv" in plan and "Seq Scan on papers" not in plan, plan
 
 
 def test_tsvector_is_stored_in_the_row_also_in_older_databases(pg_url):
