@@ -252,6 +252,8 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=1, help="server worker processes")
     ap.add_argument("--rounds", type=int, default=2, help="rounds over all page kinds (median reported)")
     ap.add_argument("--pg", action="store_true", help="serve from PostgreSQL + pgvector instead of SQLite")
+    ap.add_argument("--only", default="static,home,paper,search,search-new",
+                    help="comma-separated page kinds to measure (static is the baseline: keep it)")
     args = ap.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install wrk")
@@ -268,7 +270,7 @@ def main() -> None:
     port = free_port()
     load0 = os.getloadavg()[0]
     server = start_server(port, args.workers, pg[0])
-    kinds = ("static", "home", "paper", "search", "search-new")
+    kinds = tuple(k for k in ("static", "home", "paper", "search", "search-new") if k in args.only.split(","))
     try:
         bad = check_urls(port, [u for kind in ("home", "paper", "search") for u in lists[kind]])
         if bad:
@@ -283,7 +285,7 @@ def main() -> None:
             for kind in kinds:
                 runs[kind].append(run_wrk(port, lists[kind], args.duration, args.connections))
                 loads.append(os.getloadavg()[0])
-            if runs["search-new"][-1]["requests"] > len(lists["search-new"]):
+            if "search-new" in kinds and runs["search-new"][-1]["requests"] > len(lists["search-new"]):
                 console.print("[yellow]search-new: more requests than new queries, some repeated[/]")
     finally:
         server.terminate()

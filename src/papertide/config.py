@@ -74,6 +74,11 @@ class Settings(BaseSettings):
     mail_from: str = Field(default="papertide <papertide@localhost>", description="From: address of e-mails.")
 
     # -- e-mail digests (digest/) -----------------------------------------------------------------------
+    web_threads: int = Field(
+        default=4, ge=1,
+        description="Requests a web worker process handles at once; the rest wait their turn, first come first "
+                    "served. Python runs one of them at a time anyway: 40 (Starlette's default) made the slowest "
+                    "5% of searches 1.6x slower under 20 clients (benchmarks/README.md).")
     foryou_warm: bool = Field(
         default=True, description="Build the \"for you\" corpus side when the site starts, not at the first visit.")
     digest_rate: float = Field(default=10.0, description="Digest messages sent per second at most (0: no limit).")

@@ -10,6 +10,7 @@ from importlib import resources
 from pathlib import Path
 from urllib.parse import quote
 
+import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
@@ -41,6 +42,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         import torch  # the dense scan's kernel: torch's own pool is process-wide, not an OpenMP setting
 
         torch.set_num_threads(1)
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.web_threads
         if app.state.services is None:
             app.state.services = build_services(settings)
             if settings.foryou_warm and app.state.services.engine is not None:
