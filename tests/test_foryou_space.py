@@ -93,3 +93,23 @@ def test_index_command_saves_the_space(tmp_path):
     assert loaded is not None and loaded[1] == 50
     r = subprocess.run([cli, "index"], env=env, capture_output=True, text=True, timeout=600, check=False)
     assert r.returncode == 0 and "term space fitted" not in r.stdout  # nothing new: kept
+
+
+def test_a_large_store_fits_the_space_on_a_sample(site, tmp_path, monkeypatch):
+    """Past TERM_SPACE_MAX_PAPERS papers, the fit reads a fixed random sample of them (and records the
+    store's size, so the 25% growth rule still counts every paper)."""
+    import papertide.rank.foryou as fy
+
+    n = site.store.count_papers()
+    monkeypatch.setattr(fy, "TERM_SPACE_MAX_PAPERS", n // 2)
+    read = []
+    orig = site.store.title_abstracts
+    monkeypatch.setattr(site.store, "title_abstracts", lambda ids: read.extend(ids) or orig(ids))
+    d = tmp_path / "terms"
+    assert ensure_term_space(site.store, d)
+    space, papers = TermSpace.load(d)
+    assert papers == n and len(read) == n // 2 == len(set(read))
+    full = tmp_path / "full"
+    monkeypatch.setattr(fy, "TERM_SPACE_MAX_PAPERS", n)
+    assert ensure_term_space(site.store, full)
+    assert 0 < len(space) < len(TermSpace.load(full)[0])  # a sample sees fewer terms
