@@ -210,6 +210,34 @@ def test_truncated_dense_cache_converges(tmp_path, embedder, sample_papers):
     store.close()
 
 
+def test_dense_cache_is_mapped_and_a_rewrite_leaves_readers_intact(tmp_path, embedder, sample_papers):
+    """Web workers map the vectors (one copy in the page cache for all of them); when the indexing job
+    rewrites the cache from scratch it writes new files, so a worker still mapping the old ones reads on."""
+    from papertide.index.dense import DenseIndex
+
+    store = SqliteStore(tmp_path / "db.sqlite")
+    store.upsert_papers(sample_papers[:30])
+    update_index(store, tmp_path / "index", embedder)
+    dense_dir = tmp_path / "index" / "dense"
+    reader = DenseIndex(dense_dir, embedder.dim, embedder.model_id, read_only=True)
+    assert isinstance(reader.vectors, np.memmap) and len(reader) == 30
+    before = np.array(reader.vectors)
+    (dense_dir / "meta.json").unlink()  # the job decides to start over (e.g. a damaged cache)
+    writer = DenseIndex(dense_dir, embedder.dim, embedder.model_id)
+    assert len(writer) == 0
+    store.upsert_papers(sample_papers[30:35])
+    from papertide.index.build import embed_missing
+
+    embed_missing(store, embedder)
+    assert writer.refresh(store) == 35
+    np.testing.assert_array_equal(np.array(reader.vectors), before)  # the old mapping is untouched
+    q = embedder.encode_query(sample_papers[3].title)
+    assert reader.search(q, 3)[0][0] == writer.search(q, 3)[0][0]
+    again = DenseIndex(dense_dir, embedder.dim, embedder.model_id, read_only=True)
+    assert len(again) == 35 and isinstance(again.vectors, np.memmap)
+    store.close()
+
+
 KILL_SCRIPT = textwrap.dedent(
     """
     import sys

@@ -106,10 +106,14 @@ class DenseIndex:
             return  # another model's cache: start over, the refresh rebuilds it from the store
         n = int(meta["count"])
         ids = np.fromfile(self.path / "ids.i64", dtype="<i8", count=n)
-        vecs = np.fromfile(self.path / "vectors.f32", dtype="<f4", count=n * self.dim)
-        if len(ids) != n or len(vecs) != n * self.dim:
+        vf = self.path / "vectors.f32"
+        if len(ids) != n or not vf.exists() or vf.stat().st_size < n * self.dim * 4:
             return  # truncated files: rebuild from the store
-        self.ids, self.vectors = ids, vecs.reshape(n, self.dim)
+        # Mapped, not read: the web workers of one host share one copy of the vectors in the page cache
+        # (4.1 GB at arXiv's 2.7M papers). Copy-on-write: rows re-embedded later change this process only.
+        self.ids = ids
+        self.vectors = (np.memmap(vf, dtype="<f4", mode="c", shape=(n, self.dim)) if n
+                        else np.zeros((0, self.dim), dtype=np.float32))
         self.seq = int(meta["seq"])
         self._row = {int(d): i for i, d in enumerate(self.ids)}
 
@@ -117,6 +121,13 @@ class DenseIndex:
         if self.path is None:
             return
         vf, idf = self.path / "vectors.f32", self.path / "ids.i64"
+        if first_new_row == 0:
+            # A cache written from scratch goes to new files renamed into place: another process that maps
+            # the old file keeps reading it (shrinking a mapped file under it would crash it on access).
+            for f in (vf, idf):
+                tmp = f.with_name(f.name + ".tmp")
+                tmp.write_bytes(b"")
+                os.replace(tmp, f)
         for f in (vf, idf):
             if not f.exists():
                 f.touch()
