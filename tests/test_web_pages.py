@@ -7,6 +7,7 @@ import pathlib
 import threading
 from datetime import date, timedelta
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 from webutil import (
@@ -483,7 +484,7 @@ def test_similar_lists_are_remembered_until_the_indexes_change(site, sample_pape
     assert site.similar(doc, 8) is not first  # recomputed over the new indexes
 
 
-def test_search_rankings_are_remembered_until_the_indexes_change(client, site, sample_papers, embedder):
+def test_search_rankings_are_remembered_until_the_indexes_change(client, site, sample_papers, embedder, monkeypatch):
     """A query's ranking is computed once per index generation; a paper indexed later still shows up,
     and a paper hidden meanwhile disappears at once (moderation is checked after the cache)."""
     from papertide.index.build import update_index
@@ -493,6 +494,14 @@ def test_search_rankings_are_remembered_until_the_indexes_change(client, site, s
     first = site.search_hits(new.title, 31, f)
     assert site.search_hits(new.title, 31, f) is first  # served from memory
     assert site.search_hits(new.title, 31, SearchFilters(has_code=True)) is not first  # other filters, other key
+    assert first.ids.dtype == np.int64 and len(first.ids) == len(first.scores) == 31
+    import papertide.web.services as services_module
+
+    monkeypatch.setattr(services_module, "SEARCH_CACHE", 3)
+    for q in ("speech", "robots", "graphs", "proteins"):
+        site.search_hits(q, 31, f)
+    assert len(site._ranked["search"]) == 3  # bounded: the least recently used went first
+    assert site.search_hits(new.title, 31, f) is not first
     assert new.arxiv_id not in card_ids(client.get("/search", params={"q": new.title}).text)
     site.store.upsert_papers([new])
     update_index(site.store, site.settings.index_dir, embedder)

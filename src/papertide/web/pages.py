@@ -204,8 +204,9 @@ def run_search(
     # Relevance needs one hit past the page to know whether a next page exists; the other sorts
     # reorder the best SEARCH_DEPTH hits.
     k = min(SEARCH_DEPTH, page * size + 1) if sort == "relevance" else SEARCH_DEPTH
-    hits = services.search_hits(q, k, filters)
-    ids = [h.doc_id for h in hits]
+    ranking = services.search_hits(q, k, filters)
+    ids = ranking.ids.tolist()
+    scores = dict(zip(ids, ranking.scores.tolist(), strict=True))
     hidden = services.store.hidden_among(ids) if ids else set()
     ids = [d for d in ids if d not in hidden]
     if sort != "relevance" and ids:
@@ -215,7 +216,6 @@ def run_search(
         else:
             votes = services.store.vote_counts(ids)
             ids.sort(key=lambda d: votes.get(d, 0) + (papers[d].hf_upvotes or 0), reverse=True)
-    scores = {h.doc_id: h.score for h in hits}
     page_ids = ids[(page - 1) * size : page * size]
     found = cards(services.store, page_ids, user, query_terms(q), scores)
     return found, len(ids) > page * size, (time.perf_counter() - t0) * 1e3

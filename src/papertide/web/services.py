@@ -9,12 +9,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
+import numpy as np
 
 from papertide.config import Settings
-from papertide.models import Paper, SearchFilters, SearchHit
+from papertide.models import Paper, SearchFilters
 from papertide.rank.search import FusionConfig, SearchEngine
 from papertide.rank.similar import similar_papers
 from papertide.store import open_store
@@ -25,7 +26,16 @@ if TYPE_CHECKING:
     from papertide.rank.foryou import ForYou
 
 log = logging.getLogger(__name__)
-RANKED_CACHE = 20_000  # ranked lists (similar papers, search hits) kept per process (~1-3 KB each)
+RANKED_CACHE = 20_000  # similar-paper lists kept per process (~1 KB each)
+SEARCH_CACHE = 4_096  # search rankings kept per process (<= 300 ids and scores: <= 3.6 KB each)
+
+
+@dataclass(frozen=True, slots=True)
+class Ranking:
+    """A search's ranked doc ids and their scores, best first (compact: kept in the search cache)."""
+
+    ids: np.ndarray  # int64
+    scores: np.ndarray  # float32
 
 
 class ArxivUnavailable(Exception):
@@ -78,7 +88,7 @@ class Services:
     _ranked_lock: threading.Lock = field(default_factory=threading.Lock)
 
     _seen: tuple = ()
-    _ranked: OrderedDict = field(default_factory=OrderedDict)
+    _ranked: dict[str, OrderedDict] = field(default_factory=dict)  # per kind: "similar", "search"
 
     def similar(self, doc_id: int, k: int, since: date | None = None) -> list[tuple[int, float]]:
         """Similar papers, remembered until the indexes change: a paper's list is the same for every visitor,
@@ -87,27 +97,34 @@ class Services:
         engine = self.engine
         return self._remembered(("similar", doc_id, k, since), lambda: similar_papers(engine, doc_id, k, since))
 
-    def search_hits(self, query: str, k: int, filters: SearchFilters) -> list[SearchHit]:
-        """A query's ranked hits, remembered until the indexes change: the next page, another sort order, a
-        query typed again or asked by someone else rank nothing (hidden papers are dropped by the caller,
-        after the lookup, so moderation takes effect at once)."""
+    def search_hits(self, query: str, k: int, filters: SearchFilters) -> Ranking:
+        """A query's ranked doc ids and scores, remembered until the indexes change: the next page, another
+        sort order, a query typed again or asked by someone else rank nothing (hidden papers are dropped by
+        the caller, after the lookup, so moderation takes effect at once)."""
         assert self.engine is not None
         engine = self.engine
         key = ("search", query, k, filters.date_from, filters.date_to, tuple(filters.categories or ()),
                filters.has_code)
-        return self._remembered(key, lambda: engine.rank(query, k, filters))
 
-    def _remembered(self, key: tuple, compute: Callable[[], list]) -> list:
+        def rank() -> Ranking:
+            hits = engine.rank(query, k, filters)
+            return Ranking(np.array([h.doc_id for h in hits], dtype=np.int64),
+                           np.array([h.score for h in hits], dtype=np.float32))
+
+        return self._remembered(key, rank, SEARCH_CACHE)
+
+    def _remembered(self, key: tuple, compute: Callable[[], Any], limit: int = RANKED_CACHE) -> Any:
         with self._ranked_lock:
-            hit = self._ranked.get(key)
+            cache = self._ranked.setdefault(key[0], OrderedDict())
+            hit = cache.get(key)
             if hit is not None:
-                self._ranked.move_to_end(key)
+                cache.move_to_end(key)
                 return hit
         value = compute()
         with self._ranked_lock:
-            self._ranked[key] = value
-            while len(self._ranked) > RANKED_CACHE:
-                self._ranked.popitem(last=False)
+            cache[key] = value
+            while len(cache) > limit:
+                cache.popitem(last=False)
         return value
     _foryou: ForYou | None = None
     _foryou_lock: threading.Lock = field(default_factory=threading.Lock)
