@@ -334,7 +334,8 @@ RECALL_KS = (10, 100, 200, 400)  # pgvector's ef_search is max(100, 2k) (index/p
 def recall(ann, exact, qvecs: np.ndarray, store, label: str) -> dict:
     """recall@10 against exact(q, 10) of the top 10 of ann(q, k) for each k of RECALL_KS, and the exact lists."""
     got: dict[int, list[float]] = {k: [] for k in RECALL_KS}
-    t_ann, t_exact, exact_ids = [], [], []
+    t_ann: dict[int, list[float]] = {k: [] for k in RECALL_KS}
+    t_exact, exact_ids = [], []
     with progress() as bar:
         task = bar.add_task(f"{label}: ANN vs exact", total=len(qvecs))
         for q in qvecs:
@@ -344,15 +345,15 @@ def recall(ann, exact, qvecs: np.ndarray, store, label: str) -> dict:
             for k in RECALL_KS:
                 t = time.perf_counter()
                 top = {d for d, _ in ann(q, k)[:10]}
-                if k == 10:
-                    t_ann.append((time.perf_counter() - t) * 1e3)
+                t_ann[k].append((time.perf_counter() - t) * 1e3)
                 got[k].append(len(top & set(ex)) / len(ex))
             exact_ids.append(ex)
             bar.update(task, advance=1)
     names = store.arxiv_ids_for([d for ex in exact_ids for d in ex])
     return {"recall_at_10_k10": round(float(np.mean(got[10])), 4), "recall_at_10_k100": round(float(np.mean(got[100])), 4),
             "recall_at_10_by_k": {k: round(float(np.mean(v)), 4) for k, v in got.items()},
-            "min_recall_k10": round(float(np.min(got[10])), 2), "ann_p50_ms": round(float(np.median(t_ann)), 2),
+            "min_recall_k10": round(float(np.min(got[10])), 2), "ann_p50_ms": round(float(np.median(t_ann[10])), 2),
+            "ann_p50_ms_by_k": {k: round(float(np.median(v)), 2) for k, v in t_ann.items()},
             "exact_p50_ms": round(float(np.median(t_exact)), 1),
             "exact_top10": [sorted(names[d] for d in ex) for ex in exact_ids]}
 
@@ -632,6 +633,7 @@ def main() -> int:
     if steps.data.get("noise", a.noise) != a.noise:
         raise SystemExit(f"{run_dir} was built with noise {steps.data['noise']}: pass it or --fresh")
     steps.data["noise"] = a.noise
+    steps.data.setdefault("runs", []).append({"started": started, "uptime": up0, "argv": sys.argv[1:], "git": git_commit()})
     t = time.perf_counter()
     corpus = Corpus(a.papers, a.noise)
     console.print(f"real papers and vectors read in {time.perf_counter() - t:.1f} s: {corpus.r:,} papers, "
@@ -658,7 +660,7 @@ def main() -> int:
                    "(months 0001-0612), embeddings = real vector + Gaussian noise, renormalised"),
         "noise_sigma": a.noise, "replica_cosine_to_source": corpus.replica_cosine(), "model": corpus.model,
         "queries": len(queries), "query_examples": [q["text"] for q in queries[::10]],
-        "started": started, "finished": now(), "uptime_start": up0, "uptime_end": uptime(),
+        "runs": data.get("runs", []), "started": started, "finished": now(), "uptime_start": up0, "uptime_end": uptime(),
         "command": " ".join([Path(sys.executable).name, *sys.argv]), "git": git_commit(),
         "machine": {"cpus": os.cpu_count(), "cpu": cpu_model()}, "pg_settings": PG_SETTINGS,
         "env": {k: os.environ.get(k) for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")},
