@@ -22,7 +22,8 @@ For each backend, in order, each step's figures saved in benchmarks/work/scale/n
   queries  ~100 queries (bench_pg.py's 20 topics + 50 half-remembered real titles + 30 frequent title
            n-grams, as part_query.py makes them), `SearchEngine.search` hybrid k=10 end to end, after warm-up.
   recall   dense recall@10 of the ANN (usearch HNSW / pgvector HNSW) against exact search on the same vectors,
-           for k=10 and for the top 10 of the k=100 list hybrid search fuses.
+           for k=10 and for the top 10 of k=100 (the depth hybrid search fuses), 200 and 400 (pgvector's
+           ef_search follows k: 100, 200, 400, 800).
   sizes    on disk.
   live     PostgreSQL only: 5,000 more papers upserted with every index in place (then deleted again).
 Results: benchmarks/results/scale-latest.json and scale-<UTC>.json.
