@@ -207,7 +207,8 @@ class PgDense:
         """The HNSW candidate list for a top-k search at the table's current size."""
         now = time.monotonic()
         if self._rows is None or now - self._rows[1] > ROW_COUNT_TTL_S:
-            got = self.store.execute("SELECT reltuples FROM pg_class WHERE relname = 'embeddings'")
+            # the embeddings table this connection's search_path resolves to (not another schema's)
+            got = self.store.execute("SELECT reltuples FROM pg_class WHERE oid = 'embeddings'::regclass")
             self._rows = (max(0, int(got[0][0])) if got else 0, now)  # -1 before the first ANALYZE
         by_size = min(EF_SEARCH_MAX, self._rows[0] // EF_PER_ROWS)
         return max(EF_SEARCH, by_size, 2 * k)
