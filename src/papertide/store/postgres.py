@@ -38,6 +38,7 @@ from papertide.store.sqlite import (
     PreparedPapers,
     _row_paper,
     prepare_papers,
+    triage_stored,
 )
 
 INSTALL_HINT = "pip install 'papertide[postgres]'"
@@ -265,19 +266,9 @@ class PostgresStore(PaperReadsMixin, CommunityMixin, DigestMixin):
                 if known is None:
                     inserts.append(i)
                     continue
-                doc_id, stored_version, stored_hash, stored_source = known
-                version, source, upvotes, featured = row[1], row[17], row[18], row[19]
-                if upvotes is not None or featured is not None:
-                    signals.append((upvotes, featured, doc_id))
-                sources.append((doc_id, source))
-                partial = source == "hf-daily" and stored_source != "hf-daily"
-                if partial or version < stored_version or row[20] == stored_hash:
-                    res.unchanged += 1
-                    doc_ids[i] = doc_id if version < stored_version else None
-                    continue
-                updates.append((*row[1:], seq, doc_id))
-                doc_ids[i] = doc_id
-                res.updated += 1
+                updated, doc_ids[i] = triage_stored(row, known, seq, signals, sources, updates)
+                res.updated += updated
+                res.unchanged += not updated
             if not inserts:
                 break
             got = self._insert_new([rows[i] for i in inserts], seq)

@@ -123,19 +123,10 @@ class SqliteStore(PaperReadsMixin, CommunityMixin, DigestMixin):
                         doc_ids.append(first + len(inserts))
                         inserts.append(row)
                         continue
-                    doc_id, stored_version, stored_hash, stored_source = known
-                    version, source, upvotes, featured = row[1], row[17], row[18], row[19]
-                    if upvotes is not None or featured is not None:
-                        signals.append((upvotes, featured, doc_id))
-                    sources.append((doc_id, source))
-                    partial = source == "hf-daily" and stored_source != "hf-daily"
-                    if partial or version < stored_version or row[20] == stored_hash:
-                        res.unchanged += 1
-                        doc_ids.append(doc_id if version < stored_version else None)
-                        continue
-                    updates.append((*row[1:], seq, doc_id))
+                    updated, doc_id = triage_stored(row, known, seq, signals, sources, updates)
                     doc_ids.append(doc_id)
-                    res.updated += 1
+                    res.updated += updated
+                    res.unchanged += not updated
                 if updates:
                     sets = ", ".join(_SET.get(c.strip(), f"{c.strip()} = ?") for c in _PAPER_COLS.split(",")[1:])
                     db.executemany(f"UPDATE papers SET {sets} WHERE id = ?", updates)
@@ -319,6 +310,27 @@ def prepare_papers(papers: Sequence[Paper]) -> PreparedPapers:
     versions = [(i, v.version, v.created, v.size) for i, p in enumerate(by_id.values()) if p.versions
                 for v in p.versions]
     return PreparedPapers(rows, versions, len(papers))
+
+
+def triage_stored(
+    row: tuple, known: tuple, seq: int, signals: list, sources: list, updates: list,
+) -> tuple[bool, int | None]:
+    """A prepared row (`_paper_row`) of a paper the store already holds as `known` (doc id, version,
+    content hash, source), for both backends' upserts. Records its Hugging Face signals and its source,
+    and queues an UPDATE (row columns, seq, doc id) when it brings newer or changed content. Returns
+    (updated, the doc id whose versions to write: the paper's when updated or when the row is an older
+    version - its history still counts - else None)."""
+    doc_id, stored_version, stored_hash, stored_source = known
+    version, source, upvotes, featured = row[1], row[17], row[18], row[19]
+    if upvotes is not None or featured is not None:
+        signals.append((upvotes, featured, doc_id))
+    sources.append((doc_id, source))
+    # An HF record only adds signals to a paper arXiv gave us; same content or an older version: no update.
+    partial = source == "hf-daily" and stored_source != "hf-daily"
+    if partial or version < stored_version or row[20] == stored_hash:
+        return False, (doc_id if version < stored_version else None)
+    updates.append((*row[1:], seq, doc_id))
+    return True, doc_id
 
 
 def _json_strs(xs: list[str]) -> str:
