@@ -49,6 +49,9 @@ class MemoEmbedder:
             v = self._queries[text] = self.inner.encode_query(text)
         return v
 
+    def encode_queries(self, texts):
+        return np.stack([self.encode_query(t) for t in texts])
+
 
 def _quick_subset(src: Path, dst: Path, n_queries: int = 100, n_docs: int = 1000) -> Path:
     """A small BEIR folder (some queries, their judged docs, random others) in a temp dir, for --quick."""

@@ -143,6 +143,22 @@ def test_encode_query_equals_encode(embedder):
         assert abs(float(np.linalg.norm(v)) - 1.0) < 1e-5
 
 
+def test_encode_queries_batches_concurrent_queries(embedder):
+    """One forward pass for several queries (padded): each vector is its encode_query within bf16 rounding."""
+    from papertide.web.services import QueryCache
+
+    qs = ["protein folding", "graph neural networks for molecules", "speech", "protein folding"]
+    one = np.stack([embedder.encode_query(q) for q in qs])
+    np.testing.assert_array_equal(embedder.encode_queries(qs[:1]), one[:1])  # alone: the very same vector
+    assert cos_rows(embedder.encode_queries(qs), one).min() > 0.999
+    cache = QueryCache(embedder, size=2)
+    got = cache.encode_queries(qs)
+    assert got.shape == (4, 384) and cos_rows(got, one).min() > 0.999
+    np.testing.assert_array_equal(got[0], got[3])  # a repeated query is embedded once
+    np.testing.assert_array_equal(cache.encode_query("speech"), got[2])  # remembered
+    assert len(cache._vectors) == 2  # bounded: the least recently used went
+
+
 def test_semantic_sanity(embedder):
     q = embedder.encode_query("protein folding")
     docs = embedder.encode([PROTEIN, GAN])

@@ -44,10 +44,16 @@ class Indexes:
 
     def dense_search(self, q, k: int, filters: SearchFilters | None) -> list[tuple[int, float]]:
         """Top-k (doc_id, cosine) among the papers that pass the filters."""
-        allowed = None
-        if filters is not None and not filters.is_empty():
-            allowed = self.filters.mask(self.dense.ids, filters)
-        return self.dense.search(q, k, allowed)
+        return self.dense.search(q, k, self._allowed(filters))
+
+    def dense_search_many(self, qs, asks: list[tuple[int, SearchFilters | None]]) -> list[list[tuple[int, float]]]:
+        """`dense_search` for each row of `qs` with its (k, filters): one scan for them all where it can."""
+        return self.dense.search_many(qs, [k for k, _ in asks], [self._allowed(f) for _, f in asks])
+
+    def _allowed(self, filters: SearchFilters | None):
+        if filters is None or filters.is_empty():
+            return None
+        return self.filters.mask(self.dense.ids, filters)
 
 
 @dataclass(slots=True)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +58,9 @@ HALF_SCAN_MIN_ROWS = 20_000
 # those rows in float32 costs less than the masked float16 scan of all rows (~2x the bytes per row, but
 # only the allowed ones); otherwise the scan masks the rest.
 GATHER_BELOW = 8
+# HalfScan picks its kernel by the time to serve this many queries at once: concurrent searches arrive
+# batched (coalesce.py), and a kernel that reads the rows once per batch wins there.
+PROBE_BATCH = 4
 
 
 def prefer_exact(n_allowed: int, k: int, n_rows: int) -> bool:
@@ -73,6 +77,7 @@ class DenseIndex:
         # A reader (the web server) catches up in memory and never writes the cache: `papertide index` owns it.
         self.read_only = read_only
         self.half_scan_min_rows = half_scan_min_rows
+        self.half_scan_kernels: tuple[str, ...] | None = None  # None: the fastest here (tests force one)
         self._half: tuple[int, np.ndarray] | None = None  # (version of the vectors, their float16 copy)
         self._version = 0  # bumped whenever the vectors change
         self.dim = dim
@@ -112,7 +117,8 @@ class DenseIndex:
         # Mapped, not read: the web workers of one host share one copy of the vectors in the page cache
         # (4.1 GB at arXiv's 2.7M papers). Copy-on-write: rows re-embedded later change this process only.
         self.ids = ids
-        self.vectors = (np.memmap(vf, dtype="<f4", mode="c", shape=(n, self.dim)) if n
+        # A plain array over the mapping: indexing a np.memmap costs a subclass round trip each time.
+        self.vectors = (np.memmap(vf, dtype="<f4", mode="c", shape=(n, self.dim)).view(np.ndarray) if n
                         else np.zeros((0, self.dim), dtype=np.float32))
         self.seq = int(meta["seq"])
         self._row = {int(d): i for i, d in enumerate(self.ids)}
@@ -218,7 +224,7 @@ class DenseIndex:
             if n_allowed * GATHER_BELOW < len(self.ids):  # a selective filter: score just the allowed rows
                 return self._top_of_rows(np.flatnonzero(allowed), q, k)
             scan = self._half_scan_of()
-            if scan.kernel == "torch":  # the scan masks the disallowed rows itself
+            if scan.masks:  # the scan masks the disallowed rows itself
                 return self._top_of_rows(scan.top(q, min(RESCORED * k, n_allowed), allowed), q, k)
         scores = self.vectors @ query.astype(np.float32, copy=False)
         if allowed is not None:
@@ -230,6 +236,34 @@ class DenseIndex:
         top = np.argpartition(-scores, k - 1)[:k]
         top = top[np.argsort(-scores[top], kind="stable")]
         return [(int(self.ids[i]), float(scores[i])) for i in top]
+
+    def search_many(self, queries: np.ndarray, ks: Sequence[int], alloweds: Sequence[np.ndarray | None],
+                    ) -> list[list[tuple[int, float]]]:
+        """`search` for each row of `queries` [m, dim] with its own k and mask: where the rows are scanned in
+        16 bits, one scan serves every query the kernel can batch (the same results as one `search` each)."""
+        out: list[list[tuple[int, float]] | None] = [None] * len(queries)
+        scan = None
+        if self.half_scan_min_rows <= len(self.ids) < self.ann_threshold:
+            scan = self._half_scan_of()
+        batch: list[tuple[int, int]] = []  # (query, candidates to ask the scan for)
+        for i, (k, allowed) in enumerate(zip(ks, alloweds, strict=True)):
+            if scan is None or k <= 0:
+                continue
+            if allowed is None:
+                batch.append((i, min(RESCORED * k, len(self))))
+                continue
+            n_allowed = int(np.count_nonzero(allowed))
+            if scan.masks and n_allowed > 0 and n_allowed * GATHER_BELOW >= len(self.ids):
+                batch.append((i, min(RESCORED * k, n_allowed)))
+        if batch:
+            qs = np.ascontiguousarray(queries[[i for i, _ in batch]], dtype=np.float32)
+            rows = scan.top_many(qs, [n for _, n in batch], [alloweds[i] for i, _ in batch])
+            for (i, _), r in zip(batch, rows, strict=True):
+                out[i] = self._top_of_rows(r, queries[i].astype(np.float32, copy=False), ks[i])
+        for i, got in enumerate(out):
+            if got is None:
+                out[i] = self.search(queries[i], ks[i], alloweds[i])
+        return out  # type: ignore[return-value]
 
     def _search_ann(self, q: np.ndarray, k: int, allowed: np.ndarray | None) -> list[tuple[int, float]]:
         if self._ann is None or (self._ann.rows, self._ann.seq) != (len(self), self.seq):
@@ -263,7 +297,7 @@ class DenseIndex:
         """The float16 copy of the current vectors (made at the first search after they change)."""
         half = self._half
         if half is None or half[0] != self._version:
-            half = (self._version, HalfScan(self.vectors))
+            half = (self._version, HalfScan(self.vectors, self.half_scan_kernels))
             self._half = half  # one assignment: a concurrent search sees the old copy or the new one
         return half[1]
 
@@ -287,53 +321,128 @@ class DenseIndex:
 
 
 class HalfScan:
-    """A float16 copy of the vectors, scanned exactly by the faster of two kernels on this machine.
+    """A 16-bit copy of the vectors, scanned exactly by the fastest kernel on this machine.
 
-    torch's float16 matrix-vector product with top-k takes 3.9 ms at 74.7k x 384 here (AVX-512, one
-    thread), usearch's exact search 7.3 ms (it pays a per-row cost beyond the arithmetic); which one wins
-    depends on the CPU's float16 support, so each copy times both once on its own rows (a few ms) and
-    keeps the faster. Both return the same candidates up to float16 rounding; they are rescored in float32.
+    Kernels (74.7k x 384, one thread, AVX-512 with BF16 here):
+    - "onednn": bfloat16 products against the rows prepacked by oneDNN (CPUs with native bf16). One query
+      takes 3.5 ms and a batch of 8 queries 5 ms: the rows are read once for the whole batch, and the scan
+      is memory bound. Batches come from concurrent searches (`index/coalesce.py`).
+    - "torch": torch's float16 matrix-vector product, 3.6 ms a query; no gain from batching (8 ms for 2).
+    - "usearch": usearch's exact search over float16, 7.3 ms (a per-row cost beyond the arithmetic).
+    Each copy times the kernels that work here on a batch of PROBE_BATCH of its own rows (a few ms) and keeps
+    the fastest, dropping the others' copies. All return the same candidates up to 16-bit rounding; they are
+    rescored in float32.
     """
 
-    def __init__(self, vectors: np.ndarray):
-        self.half = np.ascontiguousarray(vectors, dtype=np.float16)
+    KERNELS = ("onednn", "torch", "usearch")
+
+    def __init__(self, vectors: np.ndarray, kernels: tuple[str, ...] | None = None):
+        kernels = tuple(kernels or self.KERNELS)
+        self.half: np.ndarray | None = None
         self._tensor = None
+        self._packed = None
+        if "torch" in kernels or "usearch" in kernels:
+            self.half = np.ascontiguousarray(vectors, dtype=np.float16)
         try:
             import torch
 
-            self._tensor = torch.from_numpy(self.half)
+            if self.half is not None and "torch" in kernels:
+                self._tensor = torch.from_numpy(self.half)
+            if "onednn" in kernels and len(vectors):
+                self._packed = _bf16_packed(vectors)
         except ImportError:  # pragma: no cover - torch is a dependency; usearch alone still works
             pass
-        self.kernel = "usearch"
-        if self._tensor is not None and len(self.half):
-            probe = np.ascontiguousarray(vectors[0], dtype=np.float32)
-            self.kernel = min(("torch", "usearch"), key=lambda k: self._time(k, probe))
+        usable = [k for k in kernels if (k == "usearch" and self.half is not None)
+                  or (k == "torch" and self._tensor is not None) or (k == "onednn" and self._packed is not None)]
+        if not usable:
+            raise ValueError(f"no usable scan kernel among {kernels}")
+        self.kernel = usable[0]
+        if len(usable) > 1 and len(vectors):
+            probe = np.ascontiguousarray(vectors[np.arange(PROBE_BATCH) % len(vectors)], dtype=np.float32)
+            self.kernel = min(usable, key=lambda k: self._time(k, probe))
+        if self.kernel != "onednn":
+            self._packed = None
+        if self.kernel == "onednn":
+            self.half = self._tensor = None
+        elif self.kernel == "usearch":
+            self._tensor = None
 
-    def _time(self, kernel: str, q: np.ndarray) -> float:
+    @property
+    def masks(self) -> bool:
+        """Whether the kernel takes a filter (a mask over the rows)."""
+        return self.kernel != "usearch"
+
+    def _time(self, kernel: str, qs: np.ndarray) -> float:
+        n = min(200, self.rows)
         best = float("inf")
         for _ in range(3):
             t0 = time.perf_counter()
-            self._top(kernel, q, min(200, len(self.half)))
+            self._top_many(kernel, qs, [n] * len(qs), [None] * len(qs))
             best = min(best, time.perf_counter() - t0)
         return best
 
+    @property
+    def rows(self) -> int:
+        return len(self.half) if self.half is not None else int(self._packed.shape[0])
+
     def top(self, q: np.ndarray, n: int, allowed: np.ndarray | None = None) -> np.ndarray:
         """Rows of the (about) n highest inner products with `q`, in no particular order; `allowed`, a
-        boolean mask over the rows, needs the torch kernel and n <= the number of allowed rows."""
-        return self._top(self.kernel, q, n, allowed)
+        boolean mask over the rows, needs a kernel that `masks` and n <= the number of allowed rows."""
+        return self._top_many(self.kernel, q[None, :], [n], [allowed])[0]
 
-    def _top(self, kernel: str, q: np.ndarray, n: int, allowed: np.ndarray | None = None) -> np.ndarray:
-        q16 = np.ascontiguousarray(q, dtype=np.float16)
-        if kernel == "torch":
+    def top_many(self, qs: np.ndarray, ns: Sequence[int], alloweds: Sequence[np.ndarray | None]) -> list[np.ndarray]:
+        """`top` for each row of `qs` [m, dim], with its own n and mask: one pass over the rows for them all
+        with the "onednn" kernel."""
+        return self._top_many(self.kernel, qs, ns, alloweds)
+
+    def _top_many(self, kernel: str, qs: np.ndarray, ns: Sequence[int], alloweds: Sequence[np.ndarray | None],
+                  ) -> list[np.ndarray]:
+        if kernel == "onednn":
             import torch
 
-            scores = self._tensor @ torch.from_numpy(q16)
-            if allowed is not None:
-                scores.masked_fill_(torch.from_numpy(~allowed), float("-inf"))
-            return torch.topk(scores, n, sorted=False).indices.numpy()
-        assert allowed is None, "usearch's exact scan takes no filter"
-        matches = usearch_search(self.half, q16, n, MetricKind.IP, exact=True, threads=1)
-        return np.asarray(matches.keys, dtype=np.int64)
+            q = torch.from_numpy(np.ascontiguousarray(qs, dtype=np.float32)).to(torch.bfloat16)
+            scores = torch.ops.mkldnn._linear_pointwise(q, self._packed, None, "none", [], "")  # [m, rows]
+            return [self._topk(scores[i], n, allowed) for i, (n, allowed) in enumerate(zip(ns, alloweds, strict=True))]
+        out = []
+        for q, n, allowed in zip(qs, ns, alloweds, strict=True):
+            q16 = np.ascontiguousarray(q, dtype=np.float16)
+            if kernel == "torch":
+                import torch
+
+                out.append(self._topk(self._tensor @ torch.from_numpy(q16), n, allowed))
+            else:
+                assert allowed is None, "usearch's exact scan takes no filter"
+                matches = usearch_search(self.half, q16, n, MetricKind.IP, exact=True, threads=1)
+                out.append(np.asarray(matches.keys, dtype=np.int64))
+        return out
+
+    @staticmethod
+    def _topk(scores, n: int, allowed: np.ndarray | None) -> np.ndarray:
+        import torch
+
+        if allowed is not None:
+            scores = scores.masked_fill(torch.from_numpy(~allowed), float("-inf"))
+        return torch.topk(scores, n, sorted=False).indices.numpy()
+
+
+def _bf16_packed(vectors: np.ndarray):
+    """The rows as a bfloat16 matrix prepacked for oneDNN's products, or None where that is missing, slow to
+    emulate or wrong on this machine (checked against float32 on a few rows)."""
+    import torch
+
+    try:
+        if not torch.backends.mkldnn.is_available() or not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+            return None
+        rows = torch.from_numpy(np.ascontiguousarray(vectors, dtype=np.float32)).to(torch.bfloat16)
+        packed = torch.ops.mkldnn._reorder_linear_weight(rows, PROBE_BATCH)
+        q = rows[: min(4, len(rows))]
+        got = torch.ops.mkldnn._linear_pointwise(q, packed, None, "none", [], "")
+        want = q.float() @ rows.float().T
+        if not torch.allclose(got.float(), want, atol=0.02, rtol=0.02):
+            return None
+        return packed
+    except (RuntimeError, AttributeError):
+        return None
 
 
 class DocFilter:

@@ -358,6 +358,14 @@ class Embedder:
             start += rows
         return out
 
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed queries asked at the same time: one forward pass for a few short texts (a web worker's
+        concurrent searches, `index/coalesce.py`). One text gives encode_query's vector; several are padded
+        to the longest, which moves their vectors by bf16 rounding only."""
+        if len(texts) == 1:
+            return self.encode_query(texts[0])[None, :]
+        return self.encode(texts)
+
     def encode_query(self, text: str) -> np.ndarray:
         """Embed one (short) text: float32 [dim], L2-normalised; the same vector as encode([text])[0]."""
         self._load()

@@ -291,6 +291,11 @@ class PgIndexes:
     def dense_search(self, q: np.ndarray, k: int, filters: SearchFilters | None) -> list[tuple[int, float]]:
         return self.dense.search_filtered(q, k, filters)
 
+    def dense_search_many(self, qs: np.ndarray, asks: list[tuple[int, SearchFilters | None]],
+                          ) -> list[list[tuple[int, float]]]:
+        """One query at a time: the database runs concurrent queries side by side anyway."""
+        return [self.dense.search_filtered(q, k, f) for q, (k, f) in zip(qs, asks, strict=True)]
+
     def refresh(self, store) -> None: ...
 
     def update(self) -> None:

@@ -5,10 +5,9 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -66,12 +65,32 @@ class QueryCache:
 
     def __init__(self, embedder, size: int = 4096):
         self._embedder = embedder
-        self.encode_query = lru_cache(maxsize=size)(self._encode)
+        self._size = size
+        self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
 
-    def _encode(self, query: str):
-        vec = self._embedder.encode_query(query)
-        vec.setflags(write=False)  # shared between requests
-        return vec
+    def encode_query(self, query: str) -> np.ndarray:
+        return self.encode_queries([query])[0]
+
+    def encode_queries(self, queries: Sequence[str]) -> np.ndarray:
+        """Vectors of the queries, those not remembered embedded in one batch. Rows are read-only: shared."""
+        found: dict[str, np.ndarray] = {}
+        with self._lock:
+            for q in queries:
+                if (v := self._vectors.get(q)) is not None:
+                    self._vectors.move_to_end(q)
+                    found[q] = v
+        missing = list(dict.fromkeys(q for q in queries if q not in found))
+        if missing:
+            vecs = self._embedder.encode_queries(missing)
+            vecs.setflags(write=False)
+            new = dict(zip(missing, vecs, strict=True))
+            found.update(new)
+            with self._lock:
+                self._vectors.update(new)
+                while len(self._vectors) > self._size:
+                    self._vectors.popitem(last=False)
+        return np.stack([found[q] for q in queries]) if len(queries) > 1 else found[queries[0]][None, :]
 
     def __getattr__(self, name):
         return getattr(self._embedder, name)
