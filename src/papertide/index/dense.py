@@ -455,6 +455,7 @@ class DocFilter:
         self._day = np.zeros(0, dtype=np.int32)
         self._code = np.zeros(0, dtype=bool)
         self._by_cat: dict[str, np.ndarray] = {}
+        self._positions: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def refresh(self, store: Store) -> None:
         changed = False
@@ -473,18 +474,30 @@ class DocFilter:
         self._day = np.fromiter((day_number(m.day) for m in metas), dtype=np.int32, count=len(ids))
         self._code = np.fromiter((m.has_code for m in metas), dtype=bool, count=len(ids))
         by_cat: dict[str, list[int]] = {}
-        for m in metas:
+        for i, m in enumerate(metas):
             for c in m.categories:
-                by_cat.setdefault(c, []).append(m.doc_id)
-        self._by_cat = {c: np.array(v, dtype=np.int64) for c, v in by_cat.items()}
+                by_cat.setdefault(c, []).append(i)
+        self._by_cat = {c: np.array(v, dtype=np.int64) for c, v in by_cat.items()}  # positions in _ids
+        self._positions = None
+
+    def _positions_of(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(position in _ids, known) of each id; remembered for the last array asked about (the dense index's
+        ids, the same object until it changes): a search then skips the lookup of every row."""
+        cached = self._positions
+        if cached is not None and cached[0] is ids:
+            return cached[1], cached[2]
+        pos = np.clip(np.searchsorted(self._ids, ids), 0, len(self._ids) - 1)
+        known = self._ids[pos] == ids
+        self._positions = (ids, pos, known)  # one assignment: a concurrent search sees old or new
+        return pos, known
 
     def mask(self, ids: np.ndarray, f: SearchFilters) -> np.ndarray:
         """Boolean mask over `ids` (doc ids) of the papers that pass the filters."""
         ids = np.asarray(ids, dtype=np.int64)
         if len(self._ids) == 0:
             return np.zeros(len(ids), dtype=bool)
-        pos = np.clip(np.searchsorted(self._ids, ids), 0, len(self._ids) - 1)
-        out = self._ids[pos] == ids
+        pos, known = self._positions_of(ids)
+        out = known.copy()
         if f.date_from is not None:
             out &= self._day[pos] >= day_number(f.date_from)
         if f.date_to is not None:
@@ -493,5 +506,11 @@ class DocFilter:
             out &= self._code[pos] == f.has_code
         if f.categories:
             members = [self._by_cat[c] for c in f.categories if c in self._by_cat]
-            out &= np.isin(ids, np.concatenate(members)) if members else False
+            if members:
+                in_cat = np.zeros(len(self._ids), dtype=bool)
+                for m in members:
+                    in_cat[m] = True
+                out &= in_cat[pos]
+            else:
+                out[:] = False
         return out

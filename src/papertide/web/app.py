@@ -131,6 +131,7 @@ async def _refresh_loop(app: FastAPI, every: float) -> None:
 def _templates(settings: Settings) -> Jinja2Templates:
     templates = Jinja2Templates(directory=str(WEB_DIR / "templates"))
     env = templates.env
+    env.auto_reload = False  # the templates ship with the package: no stat() of each one per render
     env.globals["site_name"] = settings.site_name
     env.globals["today"] = date.today
     env.filters["short_authors"] = __import__("papertide.web.views", fromlist=["short_authors"]).short_authors
