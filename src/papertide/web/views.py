@@ -59,7 +59,8 @@ def excerpt(text: str, terms: Sequence[str] = (), limit: int = EXCERPT_CHARS) ->
     sentence holding the match instead, so a search result shows why it matched."""
     if len(text) <= limit:
         return text
-    maths = [m.span() for m in _MATH.finditer(text)]
+    # every math span starts with "$" or "\\": most abstracts have none, and skip the search
+    maths = [m.span() for m in _MATH.finditer(text)] if "$" in text or "\\" in text else []
 
     def outside(i: int) -> int:  # i, or the start of the math span it falls in
         return next((a for a, b in maths if a < i < b), i)
