@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from papertide.index import fusion
 from papertide.index.build import Indexes
 from papertide.index.coalesce import Coalescer
@@ -52,6 +54,9 @@ class SearchEngine:
         # concurrent searches share one forward pass and one scan of the vectors (index/coalesce.py)
         self._dense_stage: Coalescer[tuple[str, int, SearchFilters | None], tuple[list, float, float]] = (
             Coalescer(self._dense_batch, MAX_DENSE_BATCH))
+        self._vector_stage: Coalescer[tuple[np.ndarray, int, SearchFilters | None], list] = Coalescer(
+            lambda asks: self.indexes.dense_search_many(np.stack([v for v, _, _ in asks]), [(k, f) for _, k, f in asks]),
+            MAX_DENSE_BATCH)
 
     def rank(
         self, query: str, k: int = 10, filters: SearchFilters | None = None, mode: Mode = Mode.hybrid,
@@ -76,6 +81,11 @@ class SearchEngine:
             fusion.rrf([lex, den]) if self.fusion.method == "rrf" else fusion.convex(lex, den, self.fusion.alpha)
         )
         return _hits(fused[:k], lex, den)
+
+    def vector_search(self, vector: np.ndarray, k: int, filters: SearchFilters | None = None) -> list[tuple[int, float]]:
+        """Top-k (doc_id, cosine) to a vector (a paper's own, for similar papers), among the papers that pass
+        the filters; concurrent calls share one scan."""
+        return self._vector_stage((np.asarray(vector, dtype=np.float32), k, filters))
 
     def _dense_batch(self, asks: list[tuple[str, int, SearchFilters | None]]) -> list[tuple[list, float, float]]:
         """The dense rankings of concurrent queries: their embeddings in one forward pass, then one scan of

@@ -52,8 +52,7 @@ def similar_papers(engine: SearchEngine, doc_id: int, k: int = 10, since: date |
     vec = engine.indexes.dense.vector_of(doc_id)
     depth = max(DEPTH, k) + 1
     if vec is not None:
-        allowed = engine.indexes.filters.mask(engine.indexes.dense.ids, filters) if filters else None
-        den = engine.indexes.dense.search(vec, depth, allowed)
+        den = engine.vector_search(vec, depth, filters)
     lex = engine.indexes.lexical.search(lexical_query_text(paper.title, paper.abstract), depth, filters)
     den = [(d, s) for d, s in den if d != doc_id]
     lex = [(d, s) for d, s in lex if d != doc_id]
