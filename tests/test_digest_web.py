@@ -254,3 +254,30 @@ def test_serve_runs_the_schedule(dhome, smtp):
         assert svc.store.get_state("digest:scheduled") == now.date().isoformat()
     finally:
         svc.close()
+
+
+def test_one_worker_of_a_host_runs_the_schedule(dhome, smtp):
+    """Each `serve` worker has the schedule loop; only the one holding the home's lock runs it, and when
+    that one goes another takes over."""
+    from papertide.web import create_app
+    from papertide.web.digest import scheduler_lock
+    from papertide.web.services import build_services
+
+    s = settings_for(dhome, smtp.port, digest_schedule_hour=0)
+    held = scheduler_lock(s.home)  # another worker of this host holds the lock
+    assert held is not None and scheduler_lock(s.home) is None
+    svc = build_services(s, load_engine=False)
+    try:
+        add_subscribers(svc.store, 1, prefix="w")
+        with TestClient(create_app(services=svc), base_url="http://testserver"):
+            time.sleep(1.5)  # its loop has checked: the lock is taken, so it sends nothing
+            assert smtp.box.to("w0@example.org") == []
+            assert svc.store.get_state("digest:scheduled") is None
+        held.close()  # that worker exits: the next to check takes over
+        with TestClient(create_app(services=svc), base_url="http://testserver"):
+            deadline = time.monotonic() + 10
+            while not smtp.box.to("w0@example.org") and time.monotonic() < deadline:
+                time.sleep(0.05)
+        assert len(smtp.box.to("w0@example.org")) == 1
+    finally:
+        svc.close()

@@ -9,11 +9,13 @@ the digest schedule when `digest_schedule_hour` is set.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
 import re
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Annotated
+from pathlib import Path
+from typing import IO, Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -29,6 +31,7 @@ from papertide.web.security import Forbidden, check_rate
 log = logging.getLogger(__name__)
 MAX_PAPERS = 50
 SCHEDULE_CHECK_SECONDS = 60.0
+SCHEDULE_LOCK = "digest-schedule.lock"
 SUGGESTED = ("cs.CL", "cs.LG", "cs.CV")  # the placeholder of the categories field
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 Csrf = [Depends(check_csrf)]
@@ -198,10 +201,28 @@ def _site_ranker(services):
     return rank
 
 
+def scheduler_lock(home: Path) -> IO | None:
+    """The digest schedule's lock (`<home>/digest-schedule.lock`, flock'd): an open file while this process
+    holds it, None while another does. One `serve` worker of a host runs the schedule; if it exits, the OS
+    drops its lock and another worker takes over at its next check. (Across hosts, leased claims in the
+    store keep two schedulers from sending a message twice.)"""
+    home.mkdir(parents=True, exist_ok=True)
+    fh = open(home / SCHEDULE_LOCK, "a+")  # noqa: SIM115 - held open for the life of the process
+    try:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        fh.close()
+        return None
+    return fh
+
+
 async def _schedule_loop(app: FastAPI, every: float = SCHEDULE_CHECK_SECONDS) -> None:
+    lock = None
     while True:
         services = app.state.services
-        if services is not None:
+        if services is not None and lock is None:
+            lock = scheduler_lock(services.settings.home)
+        if services is not None and lock is not None:
             try:
                 await asyncio.to_thread(run_schedule, services, datetime.now(UTC))
             except MailSetupError as e:  # the operator's settings: one clear line, nothing marked failed
@@ -209,4 +230,3 @@ async def _schedule_loop(app: FastAPI, every: float = SCHEDULE_CHECK_SECONDS) ->
             except Exception:  # a failed run is retried by the next `papertide digest send` or day
                 log.exception("scheduled digest run failed")
         await asyncio.sleep(every)
-
