@@ -45,6 +45,7 @@ from papertide.eval.recsys import (
     evaluate_recsys,
     load_corpus_db,
     load_users,
+    mask_url_owners,
     per_user,
     run_from_scores,
 )
@@ -143,6 +144,9 @@ def main() -> None:
     ap.add_argument("--fresh-svm", action="store_true", help="Recompute the cached arxiv-sanity SVM runs.")
     ap.add_argument("--score-users", type=int, default=10_000, help="Users in the batch-scoring timing.")
     ap.add_argument("--new-papers", type=int, default=1_000, help="New papers in the batch-scoring timing.")
+    ap.add_argument("--mask-url-owners", action="store_true",
+                    help="papertide's term rows from texts with code-URL owners masked (github.com/<owner>/...: "
+                         "mostly an author's account); the baselines are left as they are.")
     ap.add_argument("--out", type=Path, help="Results JSON (default benchmarks/results/recsys-<time>.json).")
     args = ap.parse_args()
     from papertide.rank.recommend import Background, UserModels, category_rows, fit_user
@@ -154,7 +158,8 @@ def main() -> None:
     C = task.candidates
     VC = corpus.vectors[C]
     space = term_space(corpus, task)
-    T = space.transform(corpus.texts())
+    texts = corpus.texts()
+    T = space.transform([mask_url_owners(t) for t in texts] if args.mask_url_owners else texts)
     TC = T[C]
     hist = task.history
     rng = np.random.default_rng(0)
@@ -222,7 +227,7 @@ def main() -> None:
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": " ".join(["benchmarks/bench_recsys.py", *sys.argv[1:]]),
         "users": len(task.users), "candidates": len(C), "papers": len(corpus),
-        "terms": len(space), "background": len(bg_rows),
+        "terms": len(space), "background": len(bg_rows), "mask_url_owners": args.mask_url_owners,
         "scores": scores, "best_baseline": best, "relative_recall50_gain": gain,
         "gain_bootstrap_95": [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))],
         "halves": halves,

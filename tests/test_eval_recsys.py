@@ -14,6 +14,7 @@ from papertide.eval.recsys import (
     evaluate_recsys,
     load_corpus_db,
     load_users,
+    mask_url_owners,
     per_user,
     run_from_scores,
 )
@@ -98,3 +99,13 @@ def test_load_users(tmp_path):
     f = tmp_path / "users.txt"
     f.write_text("Ada Lovelace\n\n  Bob  \n", encoding="utf-8")
     assert load_users(f) == ["Ada Lovelace", "Bob"]
+
+
+def test_mask_url_owners_keeps_the_repository_and_drops_the_account():
+    text = ("Code: https://github.com/alice-lab/NanoNet. Models at huggingface.co/bob/nano-7b; "
+            "page: carol.github.io/nanonet. See https://example.org/alice.")
+    got = mask_url_owners(text)
+    assert "alice-lab" not in got and "bob" not in got and "carol" not in got
+    assert "github.com/OWNER/NanoNet." in got and "huggingface.co/OWNER/nano-7b" in got
+    assert "OWNER.github.io/nanonet" in got
+    assert got.endswith("https://example.org/alice.")  # only code and model hosts

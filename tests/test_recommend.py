@@ -161,3 +161,24 @@ def test_blend_with_trending():
         blend_with_trending(mine, trend, 1.5)
     with pytest.raises(ValueError):
         blend_with_trending(mine, trend[:2], 0.5)
+
+
+@pytest.mark.parametrize(("scale", "reference"), [(1.0, {"sublinear_tf": True}), (0.0, {"binary": True})])
+def test_term_rows_match_sklearn_at_the_ends_of_the_tf_scale(papers, monkeypatch, scale, reference):
+    """tf = 1 + TF_LOG_SCALE x ln(count): 1 is TfidfVectorizer's sublinear tf, 0 its binary tf (same idf)."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from papertide.rank import recommend
+
+    _ids, ps, *_ = papers
+    texts = [f"{p.title}\n{p.abstract}" for p in ps]
+    monkeypatch.setattr(recommend, "TF_LOG_SCALE", scale)
+    space, rows = TermSpace.fit_transform(texts, min_df=2, max_df=0.5)
+    vec = TfidfVectorizer(strip_accents="unicode", lowercase=True, stop_words="english",
+                          token_pattern=recommend.TOKEN_PATTERN, ngram_range=(1, 2), norm="l2", min_df=2, max_df=0.5,
+                          **reference)
+    want = vec.fit_transform(texts)
+    assert space.terms == vec.get_feature_names_out().tolist()
+    np.testing.assert_allclose(space.idf, vec.idf_)
+    assert abs(rows - want).max() < 1e-6
+    assert abs(TermSpace(space.terms, space.idf).transform(texts[:20]) - want[:20]).max() < 1e-6

@@ -13,6 +13,7 @@ Pure functions over :class:`RecsysCorpus` arrays, plus one thin reader of a pape
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ __all__ = [
     "evaluate_recsys",
     "load_corpus_db",
     "load_users",
+    "mask_url_owners",
     "per_user",
     "run_from_scores",
 ]
@@ -128,6 +130,19 @@ def load_corpus_db(db: Path, model: str | None = None) -> RecsysCorpus:
         vectors=vectors,
         categories=[(r[7] or "").split() for r in rows],
     )
+
+
+# The owner in a code or model URL (github.com/<owner>/repo, <owner>.github.io) is mostly an author's or
+# their lab's account name: a check of how much a recommender leans on it (benchmarks/README.md).
+_OWNER = re.compile(r"\b((?:github|gitlab|huggingface|bitbucket)\.(?:com|co|org)/)[A-Za-z0-9_.\-]+",
+                    re.IGNORECASE)
+_PAGES = re.compile(r"\b[A-Za-z0-9\-]+\.github\.io\b", re.IGNORECASE)
+
+
+def mask_url_owners(text: str) -> str:
+    """`text` with the owner of each GitHub / GitLab / Hugging Face / Bitbucket URL and github.io page
+    replaced by OWNER (the repository name, a method's name, stays)."""
+    return _PAGES.sub("OWNER.github.io", _OWNER.sub(r"\1OWNER", text))
 
 
 def build_task(
