@@ -75,12 +75,14 @@ class Settings(BaseSettings):
 
     # -- e-mail digests (digest/) -----------------------------------------------------------------------
     web_threads: int = Field(
+        default=4, ge=1,
+        description="Pages a web worker process builds at once; the rest wait their turn, first come first "
+                    "served. Python runs one of them at a time anyway: 40 (Starlette's default) made the slowest "
+                    "5% of searches 1.6x slower under 20 clients, 16 home pages' 1.3x (benchmarks/README.md).")
+    search_threads: int = Field(
         default=16, ge=1,
-        description="Requests a web worker process handles at once; the rest wait their turn, first come first "
-                    "served. Concurrent searches share one embedding pass and one scan of the vectors, so more "
-                    "at once makes searches cheaper; Python runs one page's code at a time, so too many stretch "
-                    "every page: 16 against 4 took never-seen searches' p95 from 155-211 to 143-153 ms under 20 "
-                    "clients, home pages' from 33-41 to 49-55 ms (benchmarks/README.md).")
+        description="Search queries a web worker ranks at once (beside web_threads' pages). Concurrent queries "
+                    "share one embedding pass and one scan of the vectors, so more at once make each cheaper.")
     foryou_warm: bool = Field(
         default=True, description="Build the \"for you\" corpus side when the site starts, not at the first visit.")
     digest_rate: float = Field(default=10.0, description="Digest messages sent per second at most (0: no limit).")

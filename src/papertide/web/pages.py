@@ -9,6 +9,7 @@ from typing import Annotated
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from papertide.bibtex import to_bibtex
@@ -17,7 +18,7 @@ from papertide.rank.trending import Period, Sort, end_of, period_range, rank_fee
 from papertide.store.community import User
 from papertide.web.deps import ServicesDep, SignedInDep, UserDep, check_csrf, client_ip, flash, render
 from papertide.web.security import NotFound, WebError, check_rate
-from papertide.web.services import ArxivUnavailable, Services
+from papertide.web.services import ArxivUnavailable, Ranking, Services
 from papertide.web.views import cards, query_terms
 
 router = APIRouter(dependencies=[Depends(check_csrf)])
@@ -160,7 +161,7 @@ def paper_page(
 
 # -- search -------------------------------------------------------------------------------------------
 @router.get("/search", response_class=HTMLResponse)
-def search_page(
+async def search_page(
     request: Request, services: ServicesDep, user: UserDep,
     q: Annotated[str, Query(max_length=500)] = "",
     from_: Annotated[str | None, Query(alias="from")] = None,
@@ -171,6 +172,9 @@ def search_page(
     page: Annotated[int, Query(ge=1, le=100)] = 1,
     partial: bool = False,
 ):
+    # Async, so that ranking a query waits in the search pool (PAPERTIDE_SEARCH_THREADS at once: concurrent
+    # queries batch their dense pass) without holding one of the page pool's threads; the page itself is
+    # built in the page pool like any other.
     q = q.strip()
     if q:
         try:  # an arXiv id or URL goes straight to the paper
@@ -183,28 +187,31 @@ def search_page(
         categories=[c for c in cat.replace(",", " ").split() if c] or None, has_code=code or None,
     )
     results, has_next, took = [], False, None
+    size = services.settings.page_size
     if q and services.engine is not None:
-        results, has_next, took = run_search(services, q, filters, sort, page, services.settings.page_size, user)
+        t0 = time.perf_counter()
+        ranking = await services.search_hits_pooled(q, search_depth(sort, page, size), filters)
+        results, has_next = await run_in_threadpool(search_cards, services, ranking, q, sort, page, size, user)
+        took = (time.perf_counter() - t0) * 1e3
     params = {"q": q, "from": from_ or "", "to": to or "", "cat": cat, "code": "1" if code else "", "sort": sort}
-    return render(
-        request, "search_results.html" if partial else "search.html", q=q, cards=results, page=page, has_next=has_next,
-        took=took, sort=sort, params=params, from_=from_ or "", to=to or "", cat=cat, code=code,
+    return await run_in_threadpool(
+        render, request, "search_results.html" if partial else "search.html", q=q, cards=results, page=page,
+        has_next=has_next, took=took, sort=sort, params=params, from_=from_ or "", to=to or "", cat=cat, code=code,
         search_ready=services.engine is not None,
         page_url=lambda n: "/search?" + urlencode({**{k: v for k, v in params.items() if v}, "page": n}),
     )
 
 
-def run_search(
-    services: Services, q: str, filters: SearchFilters, sort: str, page: int, size: int, user: User | None,
-) -> tuple[list, bool, float]:
-    """One page of search results as cards, whether there is a next page, and the time taken in ms."""
-    engine = services.engine
-    assert engine is not None
-    t0 = time.perf_counter()
-    # Relevance needs one hit past the page to know whether a next page exists; the other sorts
-    # reorder the best SEARCH_DEPTH hits.
-    k = min(SEARCH_DEPTH, page * size + 1) if sort == "relevance" else SEARCH_DEPTH
-    ranking = services.search_hits(q, k, filters)
+def search_depth(sort: str, page: int, size: int) -> int:
+    """Hits to rank for a page: relevance needs one past the page to know whether a next page exists; the
+    other sorts reorder the best SEARCH_DEPTH hits."""
+    return min(SEARCH_DEPTH, page * size + 1) if sort == "relevance" else SEARCH_DEPTH
+
+
+def search_cards(services: Services, ranking: Ranking, q: str, sort: str, page: int, size: int, user: User | None,
+                 ) -> tuple[list, bool]:
+    """One page of a ranking as cards (hidden papers dropped, re-sorted for "new" and "votes"), and whether
+    there is a next page."""
     ids = ranking.ids.tolist()
     scores = dict(zip(ids, ranking.scores.tolist(), strict=True))
     hidden = services.store.hidden_among(ids) if ids else set()
@@ -217,8 +224,18 @@ def run_search(
             votes = services.store.vote_counts(ids)
             ids.sort(key=lambda d: votes.get(d, 0) + (papers[d].hf_upvotes or 0), reverse=True)
     page_ids = ids[(page - 1) * size : page * size]
-    found = cards(services.store, page_ids, user, query_terms(q), scores)
-    return found, len(ids) > page * size, (time.perf_counter() - t0) * 1e3
+    return cards(services.store, page_ids, user, query_terms(q), scores), len(ids) > page * size
+
+
+def run_search(
+    services: Services, q: str, filters: SearchFilters, sort: str, page: int, size: int, user: User | None,
+) -> tuple[list, bool, float]:
+    """One page of search results as cards, whether there is a next page, and the time taken in ms."""
+    assert services.engine is not None
+    t0 = time.perf_counter()
+    ranking = services.search_hits(q, search_depth(sort, page, size), filters)
+    found, has_next = search_cards(services, ranking, q, sort, page, size, user)
+    return found, has_next, (time.perf_counter() - t0) * 1e3
 
 
 # -- submit -------------------------------------------------------------------------------------------

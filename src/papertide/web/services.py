@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
+import anyio
 import httpx
 import numpy as np
 
@@ -107,6 +108,7 @@ class Services:
     _ranked_lock: threading.Lock = field(default_factory=threading.Lock)
 
     _seen: tuple = ()
+    _search_limiter: Any = None
     _ranked: dict[str, OrderedDict] = field(default_factory=dict)  # per kind: "similar", "search"
 
     def similar(self, doc_id: int, k: int, since: date | None = None) -> list[tuple[int, float]]:
@@ -131,6 +133,13 @@ class Services:
                            np.array([h.score for h in hits], dtype=np.float32))
 
         return self._remembered(key, rank, SEARCH_CACHE)
+
+    async def search_hits_pooled(self, query: str, k: int, filters: SearchFilters) -> Ranking:
+        """`search_hits` in a thread of the search pool (`search_threads` at once), not the page pool: a query
+        waiting for its batch's dense pass (rank/search.py) holds no thread that a page could use."""
+        if self._search_limiter is None:  # made here: it belongs to the running event loop
+            self._search_limiter = anyio.CapacityLimiter(self.settings.search_threads)
+        return await anyio.to_thread.run_sync(self.search_hits, query, k, filters, limiter=self._search_limiter)
 
     def _remembered(self, key: tuple, compute: Callable[[], Any], limit: int = RANKED_CACHE) -> Any:
         with self._ranked_lock:
