@@ -147,9 +147,21 @@ def main() -> None:
     ap.add_argument("--mask-url-owners", action="store_true",
                     help="papertide's term rows from texts with code-URL owners masked (github.com/<owner>/...: "
                          "mostly an author's account); the baselines are left as they are.")
+    ap.add_argument("--background-size", type=int, help="Papers in the background sample "
+                    "(default: recommend.BACKGROUND_SIZE, what the site uses).")
+    ap.add_argument("--background-seed", type=int, default=0,
+                    help="Seed of the background sample (drawn from the papers before the cutoff; default 0).")
     ap.add_argument("--out", type=Path, help="Results JSON (default benchmarks/results/recsys-<time>.json).")
     args = ap.parse_args()
-    from papertide.rank.recommend import Background, UserModels, category_rows, fit_user
+    from papertide.rank.recommend import (
+        BACKGROUND_SIZE,
+        Background,
+        PaperRows,
+        UserModels,
+        category_names,
+        category_rows,
+        fit_rows,
+    )
 
     t0 = time.perf_counter()
     corpus, task = load(args.users)
@@ -163,11 +175,16 @@ def main() -> None:
     TC = T[C]
     hist = task.history
     rng = np.random.default_rng(0)
-    bg_rows = np.sort(rng.choice(hist, 2000, replace=False))
-    names = sorted({c for cats in corpus.categories for c in cats})
-    K = category_rows(corpus.categories, names)
-    KC = K[C]
-    bg = Background(corpus.vectors[bg_rows], T[bg_rows], K[bg_rows])
+    bg_size = args.background_size or BACKGROUND_SIZE
+    # seed 0 is the stream the earlier runs drew their background from (the rest of the run draws on after it)
+    bg_rows = np.sort(rng.choice(hist, bg_size, replace=False))
+    if args.background_seed != 0:
+        bg_rows = np.sort(np.random.default_rng(args.background_seed).choice(hist, bg_size, replace=False))
+    K = category_rows(corpus.categories, category_names(corpus.categories))
+    # every paper as the models read it (ids = row numbers); fitted and scored as the site does (rank/foryou.py)
+    papers = PaperRows(np.arange(len(corpus), dtype=np.int64), corpus.vectors, T, K)
+    cands = papers.take(C)
+    bg = Background.from_rows(papers.take(bg_rows))
     X = sanity_tfidf(corpus)
     listed = corpus.listed[C].astype("datetime64[D]").astype(np.int64).astype(np.float64)
     runs: dict[str, dict] = {"papertide": {}, "papertide without categories": {}, "newest-first": {}, "centroid": {}, "tfidf-svm (arxiv-sanity)": {}}
@@ -176,15 +193,15 @@ def main() -> None:
     for i, u in enumerate(task.users, 1):
         lib = task.libraries[u]
         t = time.perf_counter()
-        m = fit_user(bg, corpus.vectors[lib], T[lib], pos_ids=lib, pos_categories=K[lib])
+        m = fit_rows(bg, papers.take(lib))
         fit_s.append(time.perf_counter() - t)
         models.append(m)
-        runs["papertide"][u] = run_from_scores(corpus, C, m.score(VC, TC, KC))
+        runs["papertide"][u] = run_from_scores(corpus, C, m.score_rows(cands))
         runs["papertide without categories"][u] = run_from_scores(corpus, C, m.score(VC, TC))
         # a save: the whole model is refitted with the new paper among the positives (that is the update)
         saved = np.append(lib, rng.choice(hist))
         t = time.perf_counter()
-        fit_user(bg, corpus.vectors[saved], T[saved], pos_ids=saved, pos_categories=K[saved])
+        fit_rows(bg, papers.take(saved))
         refresh_s.append(time.perf_counter() - t)
         runs["newest-first"][u] = run_from_scores(corpus, C, listed)
         c = corpus.vectors[lib].mean(0)
@@ -227,7 +244,8 @@ def main() -> None:
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": " ".join(["benchmarks/bench_recsys.py", *sys.argv[1:]]),
         "users": len(task.users), "candidates": len(C), "papers": len(corpus),
-        "terms": len(space), "background": len(bg_rows), "mask_url_owners": args.mask_url_owners,
+        "terms": len(space), "background": len(bg_rows), "background_seed": args.background_seed,
+        "mask_url_owners": args.mask_url_owners,
         "scores": scores, "best_baseline": best, "relative_recall50_gain": gain,
         "gain_bootstrap_95": [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))],
         "halves": halves,
@@ -242,6 +260,7 @@ def main() -> None:
     out = args.out or RESULTS / f"recsys-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
+    print(f"background: {len(bg_rows):,} papers, seed {args.background_seed}")
     print(f"{'method':28s} {'Recall@50':>10s} {'nDCG@20':>8s} {'MRR':>7s}")
     for name, sc in scores.items():
         print(f"{name:28s} {sc['recall@50']:10.4f} {sc['ndcg@20']:8.4f} {sc['mrr']:7.4f}")

@@ -22,6 +22,9 @@ def test_the_corpus_from_the_saved_space_is_the_corpus_fitted_from_scratch(site)
     assert abs(saved.terms - fresh.terms).max() < 1e-6
     assert np.array_equal(saved.background.vectors, fresh.background.vectors)
     assert abs(saved.background.terms - fresh.background.terms).max() < 1e-6
+    assert saved.category_names == fresh.category_names == site.store.category_names()
+    assert (saved.categories != fresh.categories).nnz == 0 and saved.categories.nnz >= len(saved.ids)
+    assert (saved.background.categories != fresh.background.categories).nnz == 0
 
 
 def test_the_space_is_refitted_only_when_the_store_has_grown(site, sample_papers, tmp_path):

@@ -71,6 +71,43 @@ def test_feed_follows_the_library_with_reasons(client, site, fy):
     assert "speech" in page.find(cls="terms").text
 
 
+def test_the_sites_model_has_the_categories_part(client, site, fy):
+    """The feed runs the model benchmarks/bench_recsys.py measures, arXiv categories part included: the
+    background's, the saved papers' and the candidates' category rows, as the store holds them."""
+    import numpy as np
+
+    from papertide.rank.recommend import CATEGORY_PRIOR, category_rows
+
+    signup(client)
+    for a in SPEECH[:3]:
+        save(client, a)
+    post(client, "/for-you/settings", {"trending": "0"})
+    ids, _ = feed(client)
+    corpus = fy.corpus
+    names = corpus.category_names
+    assert names == site.store.category_names() and "cs.CL" in names
+    bg = corpus.background
+    assert bg.categories is not None and bg.categories.shape == (len(bg.vectors), len(names))
+    assert corpus.categories.shape == (len(corpus.ids), len(names))
+    arx = site.store.arxiv_ids_for(corpus.ids[:20].tolist())
+    for i, d in enumerate(corpus.ids[:20].tolist()):
+        row = {names[j] for j in corpus.categories[i].indices}
+        assert row == set(site.store.get_paper(arx[d]).categories)
+    model = fy._entry(1).model
+    assert model is not None and model.category_llr is not None
+    # learnt from the saved papers' categories against the background's
+    pos = category_rows([site.store.get_paper(a).categories for a in SPEECH[:3]], names)
+    counts = np.asarray(pos.sum(0)).ravel() + CATEGORY_PRIOR * bg.category_prior
+    np.testing.assert_allclose(model.category_llr, np.log(counts / counts.sum() / bg.category_prior), rtol=1e-5)
+    # and it moves the candidates' scores, which order the feed
+    with_cat = model.score_rows(corpus.candidates)
+    assert not np.allclose(with_cat, model.score(corpus.vectors, corpus.terms))
+    score_of = dict(zip(corpus.ids.tolist(), with_cat.tolist(), strict=True))
+    picks = fy.ranking(1, 0.0)
+    assert [p.score for p in picks] == pytest.approx([score_of[p.doc_id] for p in picks], rel=1e-5, abs=1e-6)
+    assert [site.store.doc_ids_for([a])[a] for a in ids[:5]] == [p.doc_id for p in picks[:5]]
+
+
 def test_refit_after_a_save_changes_the_feed(client, site, fy):
     signup(client)
     for a in SPEECH[:3]:
@@ -155,8 +192,8 @@ def bare_store(request, tmp_path):
     s = SqliteStore(tmp_path / "fy.db") if request.param == "sqlite" else open_store(request.getfixturevalue("pg_url"))
     s.upsert_papers([
         Paper("2601.00001", "Speech Recognition at Scale", "About ASR.", ["Ada Lovelace", "Jérôme Müller"],
-              listed=date(2026, 1, 5), doi="10.1000/ABC"),
-        Paper("2601.00002", "Two", "Second.", ["Grace Hopper"], listed=date(2026, 1, 6)),
+              listed=date(2026, 1, 5), doi="10.1000/ABC", categories=["eess.AS", "cs.CL"]),
+        Paper("2601.00002", "Two", "Second.", ["Grace Hopper"], listed=date(2026, 1, 6), categories=["cs.CL"]),
         Paper("2601.00003", "Three", "Third.", ["ada lovelace"], listed=date(2026, 3, 7)),
     ])
     yield s
@@ -185,6 +222,9 @@ def test_foryou_store_methods(bare_store):
 
     assert [d for d, _ in s.recent_papers(date(2026, 1, 6), 10)] == [three, two]
     assert s.title_abstracts([one])[one] == ("Speech Recognition at Scale", "About ASR.")
+    assert s.category_names() == ["cs.CL", "eess.AS"]  # every paper's, once (the third has none)
+    assert s.paper_texts([one, three]) == {one: ("eess.AS cs.CL", "Speech Recognition at Scale", "About ASR."),
+                                           three: ("", "Three", "Third.")}
     assert [x for b in s.iter_paper_texts(batch=2) for x, _, _ in b] == sorted([one, two, three])
     assert s.ids_for_dois(["10.1000/abc", "10.9/none"]) == {"10.1000/abc": one}
     assert sorted(d for b in s.iter_titles(batch=2) for d, _ in b) == sorted([one, two, three])

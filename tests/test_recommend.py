@@ -5,11 +5,14 @@ import pytest
 
 from papertide.rank.recommend import (
     Background,
+    PaperRows,
     TermSpace,
     UserModels,
     blend_with_trending,
+    category_names,
     category_rows,
     explain,
+    fit_rows,
     fit_user,
     model_from_parts,
 )
@@ -129,8 +132,37 @@ def test_categories_part_favours_the_users_categories(papers):
     other = fit_user(bg, vectors[:5], terms[:5], pos_categories=K[:5])
     stack = UserModels([model, other])
     np.testing.assert_allclose(stack.score(vectors[:30], terms[:30], K[:30])[0], with_cat[:30], rtol=1e-4, atol=1e-4)
+    plain_bg = Background.sample(vectors, terms, size=200, seed=1)
     with pytest.raises(ValueError):
-        UserModels([model, fit_user(bg, vectors[:5], terms[:5])])
+        UserModels([model, fit_user(plain_bg, vectors[:5], terms[:5])])
+
+
+def test_a_background_with_categories_needs_the_positives_categories(papers):
+    """The drift the site once had (rank/foryou.py fitted without categories while the benchmark fitted
+    with them) is an error now, for a fit and for scoring through PaperRows."""
+    ids, ps, vectors, terms, _ = papers
+    names = category_names(p.categories for p in ps)
+    rows = PaperRows(ids, vectors, terms, category_rows([p.categories for p in ps], names))
+    bg = Background.from_rows(rows.take(np.arange(0, len(ps), 3)))
+    saved = _topic(ps, "cs.RO")[::2]
+    with pytest.raises(ValueError, match="pos_categories"):
+        fit_user(bg, vectors[saved], terms[saved])
+    np.random.seed(0)  # liblinear (LinearSVC, random_state None) shuffles with numpy's global generator
+    model = fit_rows(bg, rows.take(saved))
+    # fit_rows is fit_user with every part of the rows handed over
+    np.random.seed(0)
+    ref = fit_user(bg, vectors[saved], terms[saved], pos_ids=ids[saved], pos_categories=rows.categories[saved])
+    assert model.category_llr is not None and model.positive_ids.tolist() == ids[saved].tolist()
+    np.testing.assert_allclose(model.score_rows(rows), ref.score(vectors, terms, rows.categories), rtol=1e-5, atol=1e-5)
+    assert not np.allclose(model.score_rows(rows), model.score(vectors, terms))  # the part counts
+    with pytest.raises(ValueError, match="category rows"):
+        model.score_rows(PaperRows(ids, vectors, terms))
+    # negatives through fit_rows: used (an empty set is no negatives)
+    neg = _topic(ps, "cs.RO")[1::2][:2]
+    with_neg = fit_rows(bg, rows.take(saved), rows.take(neg))
+    assert (with_neg.score_rows(rows.take(neg)) < model.score_rows(rows.take(neg))).all()
+    np.random.seed(0)
+    np.testing.assert_allclose(fit_rows(bg, rows.take(saved), rows.take([])).score_rows(rows), model.score_rows(rows))
 
 
 def test_a_stored_model_scores_as_the_fitted_one(papers, cl_model):

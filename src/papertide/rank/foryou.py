@@ -1,10 +1,12 @@
 """The "for you" feed of a running site: the corpus side built once per process, per-user models cached.
 
 `ForYou` owns what every user model shares (rank/recommend.py): the term space fitted on all papers, the
-background sample, and the candidates - the recent papers, with their embeddings and term rows - kept in
-memory. Building it reads every paper's text (a minute at 75k papers, see benchmarks/bench_foryou.py), so
-it runs in a background thread and the page says "warming up" meanwhile. A user's model is refitted when
-what it learns from changed (saves, upvotes, "not interested": compared on every request, so it also
+arXiv category list, the background sample, and the candidates - the recent papers, with their embeddings,
+term rows and category rows - kept in memory. Models are fitted and scored through `fit_rows` and
+`UserModel.score_rows`, as benchmarks/bench_recsys.py does, so the site runs the model measured there.
+Building it reads every paper's text (a minute at 75k papers, see benchmarks/bench_foryou.py), so it runs
+in a background thread and the page says "warming up" meanwhile. A user's model is refitted when what it
+learns from changed (saves, upvotes, "not interested": compared on every request, so it also
 follows actions taken in another worker process), which costs one per-user fit, never a corpus pass.
 New papers join the candidates as their embeddings arrive (`catch_up`).
 """
@@ -27,11 +29,13 @@ import scipy.sparse as sp
 from papertide.rank.recommend import (
     Background,
     Explanation,
+    PaperRows,
     TermSpace,
     UserModel,
     blend_with_trending,
+    category_rows,
     explain,
-    fit_user,
+    fit_rows,
 )
 from papertide.rank.trending import end_of, trending_scores
 
@@ -67,6 +71,8 @@ class Corpus:
     ids: np.ndarray  # int64 [n]: candidate doc ids
     vectors: np.ndarray  # float32 [n, d]
     terms: sp.csr_matrix  # [n, n_terms]
+    categories: sp.csr_matrix  # [n, len(category_names)]: the candidates' category rows
+    category_names: list[str]  # columns of every category row here (background's, positives', candidates')
     days: list[str | None]
     emb_seq: int  # embeddings up to this store seq are in
     version: int = 0
@@ -74,6 +80,10 @@ class Corpus:
 
     def __post_init__(self) -> None:
         self.row = {int(d): i for i, d in enumerate(self.ids)}
+
+    @property
+    def candidates(self) -> PaperRows:
+        return PaperRows(self.ids, self.vectors, self.terms, self.categories)
 
 
 @dataclass(slots=True)
@@ -167,20 +177,24 @@ class ForYou:
             if not new_ids:
                 return 0
             ids, vecs = np.concatenate(new_ids), np.concatenate(new_vecs)
-            texts = self.store.title_abstracts(ids.tolist())
+            texts = self.store.paper_texts(ids.tolist())  # (categories, title, abstract)
             keep = [i for i, d in enumerate(ids) if int(d) in texts]
             ids, vecs = ids[keep], vecs[keep]
-            rows = corpus.space.transform([f"{texts[int(d)][0]}\n{texts[int(d)][1]}" for d in ids])
+            rows = corpus.space.transform([_text(texts[int(d)]) for d in ids])
+            # a category first seen now is ignored until the next build, as new words are by the term space
+            cats = category_rows([texts[int(d)][0].split() for d in ids], corpus.category_names)
             # A re-embedded candidate (a new version) is replaced, not duplicated.
             fresh = set(ids.tolist())
             old = np.fromiter((int(d) not in fresh for d in corpus.ids), dtype=bool, count=len(corpus.ids))
             n = self.candidate_limit  # newest first: the oldest candidates make room for the new ones
             self.corpus = Corpus(
-                corpus.space, corpus.background, np.concatenate([ids, corpus.ids[old]])[:n],
-                np.concatenate([vecs, corpus.vectors[old]])[:n],
-                sp.vstack([rows, corpus.terms[old]], format="csr")[:n],
-                ([None] * len(ids) + [d for d, k in zip(corpus.days, old, strict=True) if k])[:n], seq,
-                corpus.version + 1,
+                space=corpus.space, background=corpus.background, ids=np.concatenate([ids, corpus.ids[old]])[:n],
+                vectors=np.concatenate([vecs, corpus.vectors[old]])[:n],
+                terms=sp.vstack([rows, corpus.terms[old]], format="csr")[:n],
+                categories=sp.vstack([cats, corpus.categories[old]], format="csr")[:n],
+                category_names=corpus.category_names,
+                days=([None] * len(ids) + [d for d, k in zip(corpus.days, old, strict=True) if k])[:n], emb_seq=seq,
+                version=corpus.version + 1,
             )
             return len(ids)
 
@@ -207,9 +221,10 @@ class ForYou:
                 self._users.popitem(last=False)
         return entry
 
-    def _rows(self, corpus: Corpus, doc_ids: list[int]) -> tuple[list[int], np.ndarray, sp.csr_matrix]:
-        """(ids that have an embedding, their vectors, their term rows): candidates' from memory, others read."""
-        texts = self.store.title_abstracts(doc_ids) if doc_ids else {}
+    def _rows(self, corpus: Corpus, doc_ids: list[int]) -> PaperRows:
+        """The papers of `doc_ids` that have an embedding (candidates' from memory, others' read), with
+        their term and category rows."""
+        texts = self.store.paper_texts(doc_ids) if doc_ids else {}  # (categories, title, abstract)
         found, vecs = [], []
         for d in doc_ids:
             r = corpus.row.get(d)
@@ -218,17 +233,18 @@ class ForYou:
                 found.append(d)
                 vecs.append(np.asarray(v, dtype=np.float32))
         if not found:
-            return [], np.zeros((0, corpus.vectors.shape[1]), dtype=np.float32), sp.csr_matrix((0, len(corpus.space)))
-        rows = corpus.space.transform([f"{texts[d][0]}\n{texts[d][1]}" for d in found])
-        return found, np.vstack(vecs), rows
+            return PaperRows(np.zeros(0, dtype=np.int64), np.zeros((0, corpus.vectors.shape[1]), dtype=np.float32),
+                             sp.csr_matrix((0, len(corpus.space)), dtype=np.float32),
+                             sp.csr_matrix((0, len(corpus.category_names)), dtype=np.float32))
+        return PaperRows(np.array(found, dtype=np.int64), np.vstack(vecs),
+                         corpus.space.transform([_text(texts[d]) for d in found]),
+                         category_rows([texts[d][0].split() for d in found], corpus.category_names))
 
     def _fit(self, corpus: Corpus, positives: list[int], negatives: list[int]) -> UserModel | None:
-        pos_ids, pos_vecs, pos_terms = self._rows(corpus, positives)
-        if not pos_ids:
+        pos = self._rows(corpus, positives)
+        if not len(pos):
             return None
-        neg_ids, neg_vecs, neg_terms = self._rows(corpus, negatives)
-        return fit_user(corpus.background, pos_vecs, pos_terms, neg_vecs if neg_ids else None,
-                        neg_terms if neg_ids else None, pos_ids=pos_ids)
+        return fit_rows(corpus.background, pos, self._rows(corpus, negatives))
 
     def has_model(self, user_id: int) -> bool:
         return self._entry(user_id).model is not None
@@ -245,7 +261,7 @@ class ForYou:
         cached = entry.rankings.get(key)
         if cached is not None:
             return cached
-        scores = entry.model.score(corpus.vectors, corpus.terms)
+        scores = entry.model.score_rows(corpus.candidates)
         seen = set(entry.signature[0]) | set(entry.signature[1])
         order_by = scores
         if trending_weight > 0:
@@ -329,10 +345,12 @@ def build_corpus(store, model_id: str, candidate_days: int = CANDIDATE_DAYS,
                  candidate_limit: int = CANDIDATE_LIMIT, seed: int = 0, space_dir: Path | None = None) -> Corpus:
     """Sample the background and load the candidates, in the term space saved in `space_dir` by
     `papertide index` (only those papers' texts are read and transformed), or else in one fitted here on
-    every paper (a pass over all texts: a minute and ~1.7 GB at 75k papers)."""
+    every paper (a pass over all texts: a minute and ~1.7 GB at 75k papers). Category rows are over every
+    category any paper has (`store.category_names()`), as benchmarks/bench_recsys.py builds them."""
     from papertide.rank.recommend import BACKGROUND_SIZE
 
     seq0 = store.max_seq()
+    names = store.category_names()
     saved = TermSpace.load(space_dir) if space_dir is not None else None
     if saved is not None:
         space = saved[0]
@@ -371,12 +389,19 @@ def build_corpus(store, model_id: str, candidate_days: int = CANDIDATE_DAYS,
     if not bg_ids:
         raise ValueError("no paper has an embedding yet: run `papertide index`")
     cands = [d for d, _ in recent if d in row_of and d in pos]  # newest first
+    texts_of = store.paper_texts(sorted(set(bg_ids) | set(cands)))  # (categories, title, abstract)
     if all_terms is not None:
         bg_terms, cand_terms = all_terms[[pos[d] for d in bg_ids]], all_terms[[pos[d] for d in cands]].tocsr()
     else:
-        texts_of = store.title_abstracts(sorted(set(bg_ids) | set(cands)))
-        bg_terms, cand_terms = (space.transform([f"{texts_of[d][0]}\n{texts_of[d][1]}" for d in part])
-                                for part in (bg_ids, cands))
-    background = Background(vecs[[row_of[d] for d in bg_ids]], bg_terms)
-    return Corpus(space, background, np.array(cands, dtype=np.int64), vecs[[row_of[d] for d in cands]],
-                  cand_terms, [cand_days[d] for d in cands], max(emb_seq, seq0))
+        bg_terms, cand_terms = (space.transform([_text(texts_of[d]) for d in part]) for part in (bg_ids, cands))
+    bg_cats, cand_cats = (category_rows([texts_of[d][0].split() for d in part], names) for part in (bg_ids, cands))
+    background = Background.from_rows(PaperRows(np.array(bg_ids, dtype=np.int64), vecs[[row_of[d] for d in bg_ids]],
+                                                bg_terms, bg_cats))
+    return Corpus(space=space, background=background, ids=np.array(cands, dtype=np.int64),
+                  vectors=vecs[[row_of[d] for d in cands]], terms=cand_terms, categories=cand_cats,
+                  category_names=names, days=[cand_days[d] for d in cands], emb_seq=max(emb_seq, seq0))
+
+
+def _text(row: tuple[str, str, str]) -> str:
+    """The term space's text of a `store.paper_texts` row (categories, title, abstract)."""
+    return f"{row[1]}\n{row[2]}"

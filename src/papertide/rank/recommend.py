@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -74,13 +74,16 @@ SPACE_LAYOUT = 1
 __all__ = [
     "Background",
     "Explanation",
+    "PaperRows",
     "TermSpace",
     "UserModel",
     "UserModels",
     "blend_with_trending",
+    "category_names",
     "category_rows",
     "category_scores",
     "explain",
+    "fit_rows",
     "fit_user",
     "model_from_parts",
 ]
@@ -172,6 +175,29 @@ def _vectorizer_args() -> dict:
     }
 
 
+@dataclass(frozen=True)
+class PaperRows:
+    """Papers as a user model reads them, row-aligned: doc ids, embeddings, term rows, category rows.
+
+    The site (rank/foryou.py) and the benchmark (benchmarks/bench_recsys.py) both fit with `fit_rows` and
+    score with `UserModel.score_rows` over these, so the product runs the model the benchmark measures.
+    """
+
+    ids: np.ndarray  # int64 [n]
+    vectors: np.ndarray  # float32 [n, d], L2-normalised
+    terms: sp.csr_matrix  # [n, n_terms] rows of the TermSpace
+    categories: sp.csr_matrix | None = None  # [n, n_categories] `category_rows` over the background's list
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def take(self, rows: Sequence[int] | np.ndarray) -> PaperRows:
+        """The rows at positions `rows` (not doc ids), in that order."""
+        idx = np.asarray(rows, dtype=np.int64)
+        cats = None if self.categories is None else self.categories[idx].tocsr()
+        return PaperRows(self.ids[idx], self.vectors[idx], self.terms[idx].tocsr(), cats)
+
+
 @dataclass
 class Background:
     """What every user model is fitted against: a fixed sample of the corpus, and its statistics.
@@ -208,6 +234,11 @@ class Background:
         rows = np.sort(np.random.default_rng(seed).choice(n, min(size, n), replace=False))
         cats = categories[rows].tocsr() if categories is not None else None
         return cls(np.ascontiguousarray(vectors[rows]), terms[rows].tocsr(), cats)
+
+    @classmethod
+    def from_rows(cls, rows: PaperRows) -> Background:
+        """A background of exactly these papers (with their category rows, if they have them)."""
+        return cls(np.ascontiguousarray(rows.vectors, dtype=np.float32), rows.terms.tocsr(), rows.categories)
 
 
 PARTS = ("lexical", "dense", "nearest", "categories")
@@ -246,6 +277,13 @@ class UserModel:
             w = w * (np.arange(len(w)) < 3)
         return w @ z
 
+    def score_rows(self, rows: PaperRows) -> np.ndarray:
+        """`score` of papers given as PaperRows; a model with a categories part needs their category rows
+        (`score` would drop the part without them, silently)."""
+        if self.category_llr is not None and rows.categories is None:
+            raise ValueError("this model has a categories part: pass the papers' category rows")
+        return self.score(rows.vectors, rows.terms, rows.categories)
+
     def parts(self) -> dict[str, np.ndarray | float | None]:
         """What to persist (a few KB): arrays a store can keep as blobs or rows, no pickles."""
         lex = self.lexical.tocsr()
@@ -281,6 +319,11 @@ def category_rows(categories: Sequence[Sequence[str]], names: Sequence[str]) -> 
     return sp.csr_matrix((data, np.asarray(indices, dtype=np.int32), indptr), shape=(len(categories), len(names)))
 
 
+def category_names(categories: Iterable[Sequence[str]]) -> list[str]:
+    """The sorted category list (columns of `category_rows`) of papers' category lists."""
+    return sorted({c for cats in categories for c in cats})
+
+
 def category_scores(llr: np.ndarray, categories: sp.csr_matrix) -> np.ndarray:
     """Mean log-likelihood ratio of each paper's categories, for each user: [users, papers]."""
     n = np.maximum(np.asarray(categories.sum(1)).ravel(), 1.0)
@@ -302,13 +345,16 @@ def fit_user(
     A full refit is the incremental update: it costs one SVM over (positives + negatives + background)
     rows and one 384 x 384 product, a few tens of ms (benchmarks/README.md), whatever the corpus size.
     `pos_weights` (default 1) lets recent saves count more; `pos_categories` (rows over the background's
-    category list) enables the categories part.
+    category list) enables the categories part, and is required when the background has category rows
+    (a caller forgetting them would get a weaker model without noticing: the site once did).
     """
     from sklearn.svm import LinearSVC
 
     pos_vectors = np.asarray(pos_vectors, dtype=np.float32)
     if len(pos_vectors) == 0:
         raise ValueError("a user model needs at least one positive paper")
+    if bg.category_prior is not None and pos_categories is None:
+        raise ValueError("the background has category rows: pass the positives' (pos_categories)")
     n_terms = bg.terms.shape[1]
     has_neg = neg_vectors is not None and len(neg_vectors) > 0
     pw = np.ones(len(pos_vectors)) if pos_weights is None else np.asarray(pos_weights, dtype=np.float64)
@@ -348,6 +394,19 @@ def fit_user(
     std = raw.std(1)
     model.calibration = np.column_stack([raw.mean(1), np.where(std > 0, std, 1.0)])
     return model
+
+
+def fit_rows(bg: Background, positives: PaperRows, negatives: PaperRows | None = None,
+             pos_weights: np.ndarray | None = None) -> UserModel:
+    """`fit_user` on PaperRows: the one call the site and the benchmark make (positives' ids, embeddings,
+    term rows and category rows; negatives' embeddings and term rows - the categories part learns from
+    the positives against the background only)."""
+    neg = negatives if negatives is not None and len(negatives) else None
+    return fit_user(
+        bg, positives.vectors, positives.terms,
+        None if neg is None else neg.vectors, None if neg is None else neg.terms,
+        pos_ids=positives.ids, pos_weights=pos_weights, pos_categories=positives.categories,
+    )
 
 
 class UserModels:

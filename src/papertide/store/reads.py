@@ -35,6 +35,12 @@ class PaperReadsMixin:
         with self._lock:
             return [r[0] for r in self._db.execute("SELECT id FROM papers ORDER BY id").fetchall()]
 
+    def category_names(self) -> list[str]:
+        """Every arXiv category any paper has, sorted: the columns of the "for you" category rows."""
+        with self._lock:
+            rows = self._db.execute("SELECT DISTINCT categories FROM papers").fetchall()
+        return sorted({c for (cats,) in rows for c in cats.split()})
+
     def iter_changed(self, since_seq: int, batch: int = 5000) -> Iterator[list[tuple[DocMeta, Paper]]]:
         """Papers changed after `since_seq`, in (seq, id) order, in batches."""
         last = (since_seq, _AFTER_ALL_IDS)  # everything with seq > since_seq
