@@ -49,7 +49,7 @@ SVM_C = 1.0
 SVM_TOL = 1e-4
 # Ridge on the background covariance before inverting it (the whitening); 0.001 vs 0.003: same recall.
 WHITEN_RIDGE = 1e-3
-# Background papers every user is fitted against. 4,000 vs 2,000 (session 5, benchmarks/README.md "For you",
+# Background papers every user is fitted against. 4,000 vs 2,000 (session 4, benchmarks/README.md "For you",
 # three draws each on the 500 recsys dev users): Recall@50 0.1678 / 0.1739 / 0.1716 (mean +22.3% over the
 # arxiv-sanity SVM) vs 0.1698 / 0.1670 / 0.1674 (+20.1%), but it doubles the fit, and the for-you page's
 # first view p95 went over its 150 ms target in 4 of 5 runs (146-178 ms, vs 102-130 at 2,000), refresh
