@@ -12,13 +12,14 @@ from datetime import date, timedelta
 from typing import Annotated, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, Query
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPBearer
 from pydantic import BaseModel, Field
 
 from papertide.models import InvalidIdError, Paper, SearchFilters, parse_arxiv_id
 from papertide.rank.trending import Period, Sort
 from papertide.web.deps import ApiUserDep, ServicesDep
-from papertide.web.pages import feed_page, lookup, run_search
+from papertide.web.pages import feed_page, lookup, ranking_cards, run_search, search_depth
 from papertide.web.security import WebError, check_rate
 from papertide.web.services import Services
 from papertide.web.views import Card, cards
@@ -156,17 +157,31 @@ def search_filters(from_: str | None, to: str | None, cat: str, code: bool) -> S
 
 def search_cards(services: Services, q: str, filters: SearchFilters, sort: str, page: int) -> tuple[list[Card], bool]:
     """One page of search hits as cards and whether a next page exists. An arXiv id finds that paper (or 404)."""
-    try:
-        parse_arxiv_id(q)
-    except InvalidIdError:
-        pass
-    else:
+    if _is_arxiv_id(q):
         doc_id, _ = lookup(services, q)
         return (cards(services.store, [doc_id], None) if page == 1 else []), False
     if services.engine is None:
         raise SearchUnavailable("Search is off on this server until its index is built (`papertide index`).")
     found, has_next, _ = run_search(services, q, filters, sort, page, services.settings.page_size, None)
     return found, has_next
+
+
+async def search_cards_pooled(services: Services, q: str, filters: SearchFilters, sort: str, page: int,
+                              ) -> tuple[list[Card], bool]:
+    """`search_cards`, the ranking in the search pool (as the search page: queries batch their dense pass)."""
+    if _is_arxiv_id(q) or services.engine is None:
+        return await run_in_threadpool(search_cards, services, q, filters, sort, page)
+    size = services.settings.page_size
+    ranking = await services.search_hits_pooled(q, search_depth(sort, page, size), filters)
+    return await run_in_threadpool(ranking_cards, services, ranking, q, sort, page, size, None)
+
+
+def _is_arxiv_id(q: str) -> bool:
+    try:
+        parse_arxiv_id(q)
+    except InvalidIdError:
+        return False
+    return True
 
 
 def default_view(services: Services) -> str:
@@ -198,7 +213,7 @@ def feed(
 
 @router.get("/search", response_model=SearchOut, summary="Search papers",
             responses={503: {"model": ErrorOut, "description": "No search index on this server."}})
-def search(
+async def search(
     services: ServicesDep,
     q: Annotated[str, Query(min_length=1, max_length=500, description="Words, or an arXiv id or URL.")],
     from_: Annotated[str | None, Query(alias="from", description="Listed on or after (YYYY-MM-DD).")] = None,
@@ -211,7 +226,7 @@ def search(
     q = q.strip()
     if not q:
         raise InvalidParameter("q: give some words to search for.")
-    found, has_next = search_cards(services, q, search_filters(from_, to, cat, code), sort, page)
+    found, has_next = await search_cards_pooled(services, q, search_filters(from_, to, cat, code), sort, page)
     items = [SearchHitOut(paper=paper_out(c), score=c.score) for c in found]
     return SearchOut(q=q, sort=sort, page=page, has_next=has_next, items=items)
 

@@ -191,7 +191,7 @@ async def search_page(
     if q and services.engine is not None:
         t0 = time.perf_counter()
         ranking = await services.search_hits_pooled(q, search_depth(sort, page, size), filters)
-        results, has_next = await run_in_threadpool(search_cards, services, ranking, q, sort, page, size, user)
+        results, has_next = await run_in_threadpool(ranking_cards, services, ranking, q, sort, page, size, user)
         took = (time.perf_counter() - t0) * 1e3
     params = {"q": q, "from": from_ or "", "to": to or "", "cat": cat, "code": "1" if code else "", "sort": sort}
     return await run_in_threadpool(
@@ -208,7 +208,7 @@ def search_depth(sort: str, page: int, size: int) -> int:
     return min(SEARCH_DEPTH, page * size + 1) if sort == "relevance" else SEARCH_DEPTH
 
 
-def search_cards(services: Services, ranking: Ranking, q: str, sort: str, page: int, size: int, user: User | None,
+def ranking_cards(services: Services, ranking: Ranking, q: str, sort: str, page: int, size: int, user: User | None,
                  ) -> tuple[list, bool]:
     """One page of a ranking as cards (hidden papers dropped, re-sorted for "new" and "votes"), and whether
     there is a next page."""
@@ -234,7 +234,7 @@ def run_search(
     assert services.engine is not None
     t0 = time.perf_counter()
     ranking = services.search_hits(q, search_depth(sort, page, size), filters)
-    found, has_next = search_cards(services, ranking, q, sort, page, size, user)
+    found, has_next = ranking_cards(services, ranking, q, sort, page, size, user)
     return found, has_next, (time.perf_counter() - t0) * 1e3
 
 
@@ -288,4 +288,4 @@ def _back(request: Request, default: str) -> str:
     return ref[len(base) - 1 :] if ref.startswith(base) else default
 
 
-__all__ = ["client_ip", "feed_page", "lookup", "router", "run_search"]
+__all__ = ["client_ip", "feed_page", "lookup", "ranking_cards", "router", "run_search", "search_depth"]
