@@ -141,6 +141,7 @@ def main() -> None:
         "bench": "foryou", "commit": git_commit(), "cpu": cpu_model(), "users": args.users,
         "papers": services.store.count_papers(), "candidates": len(corpus.ids), "terms": len(corpus.space),
         "background": len(corpus.background.vectors), "categories": len(corpus.category_names),
+        "svm_tol": getattr(recommend, "SVM_TOL", None), "recommend_module": recommend.__file__,
         "index_command_s": index_s, "corpus_build_s": round(build_s, 1), "rss_hwm_mb": vm_hwm_mb(),
         "fit_ms": latency_summary(fits), "refit_after_save_ms": latency_summary(refits),
         "pages": {k: latency_summary(v) for k, v in kinds.items()},

@@ -153,6 +153,7 @@ def main() -> None:
                     help="Seed of the background sample (drawn from the papers before the cutoff; default 0).")
     ap.add_argument("--out", type=Path, help="Results JSON (default benchmarks/results/recsys-<time>.json).")
     args = ap.parse_args()
+    from papertide.rank import recommend
     from papertide.rank.recommend import (
         BACKGROUND_SIZE,
         Background,
@@ -245,6 +246,7 @@ def main() -> None:
         "command": " ".join(["benchmarks/bench_recsys.py", *sys.argv[1:]]),
         "users": len(task.users), "candidates": len(C), "papers": len(corpus),
         "terms": len(space), "background": len(bg_rows), "background_seed": args.background_seed,
+        "svm_tol": recommend.SVM_TOL,
         "mask_url_owners": args.mask_url_owners,
         "scores": scores, "best_baseline": best, "relative_recall50_gain": gain,
         "gain_bootstrap_95": [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))],

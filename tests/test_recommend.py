@@ -165,6 +165,39 @@ def test_a_background_with_categories_needs_the_positives_categories(papers):
     np.testing.assert_allclose(fit_rows(bg, rows.take(saved), rows.take([])).score_rows(rows), model.score_rows(rows))
 
 
+def test_the_svm_over_the_rows_terms_only_is_the_svm_over_every_term(papers):
+    """fit_user trains liblinear over the columns present in its rows only (the background's, then the
+    positives' and negatives' other terms): the same weights as over every column of the term space."""
+    import scipy.sparse as sp
+    from sklearn.svm import LinearSVC
+
+    from papertide.rank import recommend
+
+    _ids, ps, vectors, terms, _ = papers
+    bg = Background.sample(vectors, terms, size=60, seed=3)  # small: the positives bring terms of their own
+    saved, neg = _topic(ps, "cs.CL")[:8], _topic(ps, "cs.RO")[:3]
+    assert np.setdiff1d(terms[saved].indices, bg.terms.indices).size > 0
+    np.random.seed(0)
+    model = fit_user(bg, vectors[saved], terms[saved], vectors[neg], terms[neg])
+    X = sp.vstack([terms[saved], bg.terms, terms[neg]], format="csr")
+    y = np.r_[np.ones(len(saved)), np.zeros(bg.terms.shape[0] + len(neg))]
+    w = np.r_[np.ones(len(saved)), np.ones(bg.terms.shape[0]), np.full(len(neg), recommend.NEGATIVE_WEIGHT)]
+    w[y == 1] *= w[y == 0].sum() / w[y == 1].sum()
+    np.random.seed(0)  # the same shuffles as the fit above: the same coordinate descent, over every column
+    ref = LinearSVC(C=recommend.SVM_C, tol=recommend.SVM_TOL, dual=True).fit(X.astype(np.float64), y, sample_weight=w)
+    coef = ref.coef_.ravel()
+    assert X.shape[1] == terms.shape[1] and np.count_nonzero(coef) <= recommend.LEX_KEEP
+    np.testing.assert_allclose(model.lexical.toarray().ravel(), coef, atol=1e-5 * np.abs(coef).max())
+    assert abs(model.lexical_bias - ref.intercept_[0]) < 1e-5 * max(1.0, abs(ref.intercept_[0]))
+    assert set(model.lexical.indices) <= set(np.flatnonzero(coef))
+    # and SVM_TOL stops near the converged solution (scores of every paper)
+    tight = LinearSVC(C=recommend.SVM_C, tol=1e-8, dual=True, max_iter=100_000).fit(X.astype(np.float64), y, sample_weight=w)
+    assert np.corrcoef(terms @ coef, terms @ tight.coef_.ravel())[0, 1] > 0.999
+    # the calibration's lexical statistics are the background's scores under the kept weights
+    lex = bg.terms @ model.lexical.toarray().ravel() + model.lexical_bias
+    np.testing.assert_allclose(model.calibration[0], [lex.mean(), lex.std()], rtol=1e-4)
+
+
 def test_a_stored_model_scores_as_the_fitted_one(papers, cl_model):
     ids, _, vectors, terms, space = papers
     model, *_ = cl_model

@@ -46,15 +46,21 @@ CATEGORY_WEIGHT = 0.25
 CATEGORY_PRIOR = 5.0
 # SVM cost (squared hinge, balanced classes): 1.0 beat 0.1 and tied with 10 on the dev users.
 SVM_C = 1.0
-SVM_TOL = 1e-4
+# Stopping tolerance of liblinear's dual coordinate descent: 0.1, liblinear's own default for it, instead
+# of 1e-4 (session 5): ~26 passes instead of ~80 at a 4,000-paper background, the same ranking for practical
+# purposes (scores over 4.6k papers correlate > 0.9999 with the 1e-4 fit's, 49.4 of the top 50 shared on
+# average); Recall@50 at 4,000 over three draws 0.1682 / 0.1739 / 0.1712 vs 0.1678 / 0.1739 / 0.1716 at 1e-4.
+SVM_TOL = 0.1
 # Ridge on the background covariance before inverting it (the whitening); 0.001 vs 0.003: same recall.
 WHITEN_RIDGE = 1e-3
 # Background papers every user is fitted against. 4,000 vs 2,000 (session 4, benchmarks/README.md "For you",
 # three draws each on the 500 recsys dev users): Recall@50 0.1678 / 0.1739 / 0.1716 (mean +22.3% over the
-# arxiv-sanity SVM) vs 0.1698 / 0.1670 / 0.1674 (+20.1%), but it doubles the fit, and the for-you page's
-# first view p95 went over its 150 ms target in 4 of 5 runs (146-178 ms, vs 102-130 at 2,000), refresh
-# after a save p95 138-188 ms against the 200 ms budget. 5,000 tied 2,000 on the first 100 users.
-BACKGROUND_SIZE = 2000
+# arxiv-sanity SVM) vs 0.1698 / 0.1670 / 0.1674 (+20.1%), but it doubled the fit, and the for-you page's first
+# view p95 went over its 150 ms target in 4 of 5 runs. Since session 5 the fit trains over the rows' own
+# term columns with SVM_TOL 0.1: at 4,000 fit p95 40-46 ms on the benchmark (was 91-111), and the page's
+# first view p95 125-136 ms (2,000 with the old fit, alternated: 115-146), Recall@50 0.1711 (+22.3%).
+# 5,000 tied 2,000 on the first 100 users.
+BACKGROUND_SIZE = 4000
 # Lexical weights kept per user (largest |weight|): the SVM gives every term of the background a weight,
 # ~100k of them; the largest LEX_KEEP carry the ranking, and keep a stored model and batch scoring small.
 LEX_KEEP = 4096
@@ -218,14 +224,25 @@ class Background:
     mean: np.ndarray = field(init=False)
     whiten: np.ndarray = field(init=False)
     category_prior: np.ndarray | None = field(init=False)
-    _terms64: sp.csr_matrix = field(init=False, repr=False)
+    # The SVM is trained over the columns that occur in its rows only (a term in no row gets weight 0
+    # anyway): the background's (`_cols`, sorted) then the positives' and negatives' other terms. Its rows
+    # over those columns, float64 for liblinear and float32 for the calibration, are built once here.
+    _cols: np.ndarray = field(init=False, repr=False)
+    _local64: sp.csr_matrix = field(init=False, repr=False)
+    _local32: sp.csr_matrix = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         v = np.asarray(self.vectors, dtype=np.float64)
         self.mean = v.mean(0)
         cov = np.cov(v.T) if len(v) > 1 else np.zeros((v.shape[1], v.shape[1]))
         self.whiten = np.linalg.inv(cov + WHITEN_RIDGE * np.eye(v.shape[1])).astype(np.float32)
-        self._terms64 = self.terms.astype(np.float64).tocsr()  # what liblinear wants: converted once
+        t = self.terms.tocsr()
+        t.sort_indices()
+        self._cols = np.unique(t.indices).astype(np.int64)
+        local = np.searchsorted(self._cols, t.indices).astype(np.int32)  # monotone: rows stay sorted
+        shape = (t.shape[0], len(self._cols))
+        self._local64 = sp.csr_matrix((t.data.astype(np.float64), local, t.indptr.copy()), shape=shape)
+        self._local32 = sp.csr_matrix((t.data.astype(np.float32), local, t.indptr.copy()), shape=shape)
         self.category_prior = None
         if self.categories is not None:
             counts = np.asarray(self.categories.sum(0)).ravel() + 1.0  # add-one: unseen categories stay finite
@@ -267,6 +284,10 @@ class UserModel:
         """Uncalibrated scores of papers, one row per part of PARTS: [4, n] (categories 0 without them)."""
         # A dense weight vector: a CSR mat-vec is ~10x faster than a sparse-sparse product at 14k x 950k terms.
         lex = np.asarray(terms @ self.lexical.toarray().ravel()).ravel() + self.lexical_bias
+        return self._parts_raw(lex, vectors, categories)
+
+    def _parts_raw(self, lex: np.ndarray, vectors: np.ndarray, categories: sp.csr_matrix | None) -> np.ndarray:
+        """`parts_raw` given the papers' lexical scores (bias included)."""
         dense = vectors @ self.dense
         near = (vectors @ self.positives.T).max(1) if len(self.positives) else np.zeros(len(vectors))
         cat = np.zeros(len(vectors))
@@ -363,24 +384,43 @@ def fit_user(
     n_terms = bg.terms.shape[1]
     has_neg = neg_vectors is not None and len(neg_vectors) > 0
     pw = np.ones(len(pos_vectors)) if pos_weights is None else np.asarray(pos_weights, dtype=np.float64)
-    # lexical: positives (+1) against the background and explicit negatives (-1), classes balanced
-    rows = [pos_terms.astype(np.float64), bg._terms64]
+    # lexical: positives (+1) against the background and explicit negatives (-1), classes balanced,
+    # over the columns present in these rows only (the background's first: see Background._cols)
+    extra_rows = [pos_terms.tocsr()]
     y = [np.ones(pos_terms.shape[0]), np.zeros(bg.terms.shape[0])]
     w = [pw, np.ones(bg.terms.shape[0])]
     if has_neg and neg_terms is not None:
-        rows.append(neg_terms.astype(np.float64))
+        extra_rows.append(neg_terms.tocsr())
         y.append(np.zeros(neg_terms.shape[0]))
         w.append(np.full(neg_terms.shape[0], NEGATIVE_WEIGHT))
-    X = sp.vstack(rows, format="csr")
+    cols, local = _local_columns(bg._cols, [r.indices for r in extra_rows])
+    B = bg._local64
+    parts = [(extra_rows[0], local[0]), (B, B.indices)] + [(r, c) for r, c in zip(extra_rows[1:], local[1:], strict=True)]
+    indptr = [np.zeros(1, dtype=np.int64)]
+    offset = 0
+    for r, _ in parts:
+        indptr.append(np.asarray(r.indptr[1:], dtype=np.int64) + offset)
+        offset += int(r.indptr[-1])
+    X = sp.csr_matrix((np.concatenate([np.asarray(r.data[: r.indptr[-1]], dtype=np.float64) for r, _ in parts]),
+                       np.concatenate([np.asarray(c[: r.indptr[-1]], dtype=np.int32) for r, c in parts]),
+                       np.concatenate(indptr)), shape=(sum(r.shape[0] for r, _ in parts), max(len(cols), 1)))
     yy, ww = np.concatenate(y), np.concatenate(w)
     ww[yy == 1] *= ww[yy == 0].sum() / ww[yy == 1].sum()  # balanced: both classes weigh the same in total
-    clf = LinearSVC(C=SVM_C, tol=SVM_TOL)
+    # dual coordinate descent, as "auto" picks whenever terms outnumber papers (always at real sizes)
+    clf = LinearSVC(C=SVM_C, tol=SVM_TOL, dual=True)
     clf.fit(X, yy, sample_weight=ww)
-    coef = clf.coef_.astype(np.float32).ravel()
+    coef = clf.coef_.astype(np.float32).ravel()[: len(cols)]
     keep = np.flatnonzero(coef)
     if len(keep) > LEX_KEEP:
-        keep = np.sort(np.argpartition(-np.abs(coef), LEX_KEEP - 1)[:LEX_KEEP])
-    lexical = sp.csr_matrix((coef[keep], keep, [0, len(keep)]), shape=(1, n_terms))
+        keep = np.argpartition(-np.abs(coef), LEX_KEEP - 1)[:LEX_KEEP]
+    order = np.argsort(cols[keep], kind="stable")
+    lexical = sp.csr_matrix((coef[keep][order], cols[keep][order].astype(np.int32), [0, len(keep)]), shape=(1, n_terms))
+    bias = float(clf.intercept_[0])
+    # the background's lexical scores for the calibration, over its own columns (the first len(bg._cols))
+    w_bg = np.zeros(len(bg._cols), dtype=np.float32)
+    kb = keep[keep < len(bg._cols)]
+    w_bg[kb] = coef[kb]
+    bg_lex = np.asarray(bg._local32 @ w_bg).ravel() + bias
     # dense: whitened difference between the positives' mean and the reference (background, negatives)
     ref = bg.mean
     if has_neg:
@@ -394,11 +434,27 @@ def fit_user(
         counts = np.asarray(pos_categories.T @ pw).ravel() + CATEGORY_PRIOR * bg.category_prior
         llr = np.log(counts / counts.sum() / bg.category_prior).astype(np.float32)
     ids = np.asarray(pos_ids if pos_ids is not None else np.arange(len(pos_vectors)), dtype=np.int64)
-    model = UserModel(dense, lexical, float(clf.intercept_[0]), pos_vectors, ids, llr, np.tile([0.0, 1.0], (4, 1)))
-    raw = model.parts_raw(bg.vectors, bg.terms, bg.categories)
+    model = UserModel(dense, lexical, bias, pos_vectors, ids, llr, np.tile([0.0, 1.0], (4, 1)))
+    raw = model._parts_raw(bg_lex, bg.vectors, bg.categories)
     std = raw.std(1)
     model.calibration = np.column_stack([raw.mean(1), np.where(std > 0, std, 1.0)])
     return model
+
+
+def _local_columns(bg_cols: np.ndarray, indices: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The SVM's columns - the background's (`bg_cols`, sorted) then the other terms of `indices`, sorted -
+    and each of `indices` mapped to them."""
+    nb = len(bg_cols)
+    found = []
+    for idx in indices:
+        at = np.searchsorted(bg_cols, idx)
+        hit = np.zeros(len(idx), dtype=bool) if nb == 0 else bg_cols[np.minimum(at, nb - 1)] == idx
+        found.append((at, hit))
+    extra = np.unique(np.concatenate([idx[~hit] for idx, (_, hit) in zip(indices, found, strict=True)]))
+    extra = extra.astype(np.int64)
+    local = [np.where(hit, at, nb + np.searchsorted(extra, idx)).astype(np.int32)
+             for idx, (at, hit) in zip(indices, found, strict=True)]
+    return np.concatenate([bg_cols, extra]), local
 
 
 def fit_rows(bg: Background, positives: PaperRows, negatives: PaperRows | None = None,
