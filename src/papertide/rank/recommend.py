@@ -47,7 +47,7 @@ CATEGORY_PRIOR = 5.0
 # SVM cost (squared hinge, balanced classes): 1.0 beat 0.1 and tied with 10 on the dev users.
 SVM_C = 1.0
 # Stopping tolerance of liblinear's dual coordinate descent: 0.1, liblinear's own default for it, instead
-# of 1e-4 (session 5): ~26 passes instead of ~80 at a 4,000-paper background, the same ranking for practical
+# of 1e-4 (session 4): ~26 passes instead of ~80 at a 4,000-paper background, the same ranking for practical
 # purposes (scores over 4.6k papers correlate > 0.9999 with the 1e-4 fit's, 49.4 of the top 50 shared on
 # average); Recall@50 at 4,000 over three draws 0.1682 / 0.1739 / 0.1712 vs 0.1678 / 0.1739 / 0.1716 at 1e-4.
 SVM_TOL = 0.1
@@ -56,7 +56,7 @@ WHITEN_RIDGE = 1e-3
 # Background papers every user is fitted against. 4,000 vs 2,000 (session 4, benchmarks/README.md "For you",
 # three draws each on the 500 recsys dev users): Recall@50 0.1678 / 0.1739 / 0.1716 (mean +22.3% over the
 # arxiv-sanity SVM) vs 0.1698 / 0.1670 / 0.1674 (+20.1%), but it doubled the fit, and the for-you page's first
-# view p95 went over its 150 ms target in 4 of 5 runs. Since session 5 the fit trains over the rows' own
+# view p95 went over its 150 ms target in 4 of 5 runs. Since commit b322f5e the fit trains over the rows' own
 # term columns with SVM_TOL 0.1: at 4,000 fit p95 40-46 ms on the benchmark (was 91-111), and the page's
 # first view p95 125-136 ms (2,000 with the old fit, alternated: 115-146), Recall@50 0.1711 (+22.3%).
 # 5,000 tied 2,000 on the first 100 users.
