@@ -116,3 +116,27 @@ def test_a_large_store_fits_the_space_on_a_sample(site, tmp_path, monkeypatch):
     monkeypatch.setattr(fy, "TERM_SPACE_MAX_PAPERS", n)
     assert ensure_term_space(site.store, full)
     assert 0 < len(space) < len(TermSpace.load(full)[0])  # a sample sees fewer terms
+
+
+def test_the_background_is_drawn_from_papers_older_than_the_candidates(site, monkeypatch):
+    """As the benchmark draws it from the papers before its cutoff: a candidate in the background would be
+    a negative of every user's model. A store with too few older papers draws from all of them."""
+    import papertide.rank.recommend as rec
+
+    model = site.engine.embedder.model_id
+    everything = build_corpus(site.store, model, candidate_days=3650)
+    n = len(everything.ids)
+    assert n > 100
+    recent = build_corpus(site.store, model, candidate_days=3650, candidate_limit=n // 4)
+    assert len(_rows(everything.vectors)) == n  # no two papers share an embedding: rows identify papers
+    monkeypatch.setattr(rec, "BACKGROUND_SIZE", n // 2)  # 0.6 n older papers are needed: 0.75 n there are
+    small = build_corpus(site.store, model, candidate_days=3650, candidate_limit=n // 4)
+    assert len(small.background.vectors) == n // 2
+    assert _rows(small.background.vectors) & _rows(small.vectors) == set()
+    monkeypatch.setattr(rec, "BACKGROUND_SIZE", n)  # too few older papers: from all of them
+    young = build_corpus(site.store, model, candidate_days=3650, candidate_limit=n // 4)
+    assert _rows(young.background.vectors) & _rows(recent.vectors)
+
+
+def _rows(vectors: np.ndarray) -> set[bytes]:
+    return {v.tobytes() for v in vectors}

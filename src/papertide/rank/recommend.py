@@ -407,7 +407,7 @@ def fit_user(
     yy, ww = np.concatenate(y), np.concatenate(w)
     ww[yy == 1] *= ww[yy == 0].sum() / ww[yy == 1].sum()  # balanced: both classes weigh the same in total
     # dual coordinate descent, as "auto" picks whenever terms outnumber papers (always at real sizes)
-    clf = LinearSVC(C=SVM_C, tol=SVM_TOL, dual=True)
+    clf = LinearSVC(C=SVM_C, tol=SVM_TOL, dual=True, random_state=0)  # fixed: the same fit every time
     clf.fit(X, yy, sample_weight=ww)
     coef = clf.coef_.astype(np.float32).ravel()[: len(cols)]
     keep = np.flatnonzero(coef)
