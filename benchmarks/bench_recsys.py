@@ -57,13 +57,16 @@ RESULTS = ROOT / "benchmarks" / "results"
 SVM_C = 0.01  # arxiv-sanity-lite serve.py
 
 
-def sanity_tfidf(corpus: RecsysCorpus) -> sp.csr_matrix:
-    """arxiv-sanity-lite's tf-idf features of every paper (cached: the fit takes minutes here)."""
+def sanity_tfidf(corpus: RecsysCorpus, masked: bool = False) -> sp.csr_matrix:
+    """arxiv-sanity-lite's tf-idf features of every paper (cached: the fit takes minutes here); `masked`:
+    from the texts with code-URL owners masked."""
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     texts = corpus.texts()
+    if masked:
+        texts = [mask_url_owners(t) for t in texts]
     key = hashlib.blake2b("\x00".join(corpus.arxiv_ids).encode(), digest_size=8).hexdigest()
-    f = WORK / f"sanity-tfidf-{key}.npz"
+    f = WORK / f"sanity-tfidf-{key}{'-masked' if masked else ''}.npz"
     if f.exists():
         return sp.load_npz(f).tocsr()
     v = TfidfVectorizer(
@@ -79,12 +82,15 @@ def sanity_tfidf(corpus: RecsysCorpus) -> sp.csr_matrix:
     return X
 
 
-def svm_run(corpus: RecsysCorpus, task: RecsysTask, X: sp.csr_matrix, user: str, fresh: bool = False) -> dict[str, float]:
-    """arxiv-sanity-lite's per-tag SVM for one user: top RUN_DEPTH candidates (cached per user and library)."""
+def svm_run(corpus: RecsysCorpus, task: RecsysTask, X: sp.csr_matrix, user: str, fresh: bool = False,
+            masked: bool = False) -> dict[str, float]:
+    """arxiv-sanity-lite's per-tag SVM for one user: top RUN_DEPTH candidates (cached per user, library and
+    features: `masked` = X is sanity_tfidf(masked=True))."""
     from sklearn.svm import LinearSVC
 
     lib = task.libraries[user]
-    key = hashlib.blake2b(f"{user}\x00{lib.tolist()}\x00{X.shape}\x00{SVM_C}".encode(), digest_size=8).hexdigest()
+    tag = "\x00masked" if masked else ""  # unmasked keys are the ones of the runs before the option
+    key = hashlib.blake2b(f"{user}\x00{lib.tolist()}\x00{X.shape}\x00{SVM_C}{tag}".encode(), digest_size=8).hexdigest()
     f = WORK / "svm" / f"{key}.json"
     if f.exists() and not fresh:
         return json.loads(f.read_text())
@@ -106,12 +112,37 @@ def load(users_n: int | None):
     return corpus, task
 
 
+def masked_vectors(corpus: RecsysCorpus) -> np.ndarray:
+    """The embeddings with code-URL owners masked: the papers whose text the mask changes are re-embedded
+    (as the store embeds them, `embed_text`), the others keep their stored vector. Cached."""
+    from papertide.store.base import embed_text
+
+    changed = [i for i in range(len(corpus)) if mask_url_owners(corpus.abstracts[i]) != corpus.abstracts[i]
+               or mask_url_owners(corpus.titles[i]) != corpus.titles[i]]
+    key = hashlib.blake2b("\x00".join(corpus.arxiv_ids[i] for i in changed).encode(), digest_size=8).hexdigest()
+    f = WORK / f"vectors-masked-{key}.npy"
+    if not f.exists():
+        from papertide.index.embedder import Embedder
+
+        t = time.perf_counter()
+        new = Embedder().encode([embed_text(mask_url_owners(corpus.titles[i]), mask_url_owners(corpus.abstracts[i]))
+                                 for i in changed])
+        print(f"re-embedded {len(changed):,} papers with owners masked ({time.perf_counter() - t:.0f} s)",
+              file=sys.stderr)
+        WORK.mkdir(parents=True, exist_ok=True)
+        np.save(f.with_suffix(".tmp.npy"), np.asarray(new, dtype=np.float32))
+        os.replace(f.with_suffix(".tmp.npy"), f)
+    vectors = corpus.vectors.copy()
+    vectors[changed] = np.load(f)
+    return vectors
+
+
 def main_svm_only(args) -> None:
     corpus, task = load(args.users)
-    X = sanity_tfidf(corpus)
+    X = sanity_tfidf(corpus, args.mask_url_owners)
     t0 = time.perf_counter()
     for i, u in enumerate(task.users, 1):
-        svm_run(corpus, task, X, u, args.fresh_svm)
+        svm_run(corpus, task, X, u, args.fresh_svm, args.mask_url_owners)
         if i % 20 == 0:
             print(f"svm {i}/{len(task.users)} {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
 
@@ -145,8 +176,9 @@ def main() -> None:
     ap.add_argument("--score-users", type=int, default=10_000, help="Users in the batch-scoring timing.")
     ap.add_argument("--new-papers", type=int, default=1_000, help="New papers in the batch-scoring timing.")
     ap.add_argument("--mask-url-owners", action="store_true",
-                    help="papertide's term rows from texts with code-URL owners masked (github.com/<owner>/...: "
-                         "mostly an author's account); the baselines are left as they are.")
+                    help="Every method reads the texts with code-URL owners masked (github.com/<owner>/...: mostly "
+                         "an author's account): papertide's term rows, arxiv-sanity's tf-idf, and the embeddings of "
+                         "the papers the mask changes (re-embedded once, cached).")
     ap.add_argument("--background-size", type=int, help="Papers in the background sample "
                     "(default: recommend.BACKGROUND_SIZE, what the site uses).")
     ap.add_argument("--background-seed", type=int, default=0,
@@ -168,6 +200,8 @@ def main() -> None:
     corpus, task = load(args.users)
     print(f"{len(corpus):,} papers, {len(task.candidates):,} candidates, {len(task.users)} users "
           f"({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
+    if args.mask_url_owners:
+        corpus.vectors = masked_vectors(corpus)  # every method below reads these
     C = task.candidates
     VC = corpus.vectors[C]
     space = term_space(corpus, task)
@@ -186,7 +220,7 @@ def main() -> None:
     papers = PaperRows(np.arange(len(corpus), dtype=np.int64), corpus.vectors, T, K)
     cands = papers.take(C)
     bg = Background.from_rows(papers.take(bg_rows))
-    X = sanity_tfidf(corpus)
+    X = sanity_tfidf(corpus, args.mask_url_owners)
     listed = corpus.listed[C].astype("datetime64[D]").astype(np.int64).astype(np.float64)
     runs: dict[str, dict] = {"papertide": {}, "papertide without categories": {}, "newest-first": {}, "centroid": {}, "tfidf-svm (arxiv-sanity)": {}}
     fit_s, refresh_s, models = [], [], []
@@ -208,7 +242,7 @@ def main() -> None:
         c = corpus.vectors[lib].mean(0)
         runs["centroid"][u] = run_from_scores(corpus, C, VC @ (c / np.linalg.norm(c)))
         t = time.perf_counter()
-        runs["tfidf-svm (arxiv-sanity)"][u] = svm_run(corpus, task, X, u, args.fresh_svm)
+        runs["tfidf-svm (arxiv-sanity)"][u] = svm_run(corpus, task, X, u, args.fresh_svm, args.mask_url_owners)
         t_svm += time.perf_counter() - t
         if i % 50 == 0:
             print(f"{i}/{len(task.users)} users", file=sys.stderr, flush=True)
@@ -284,6 +318,7 @@ if __name__ == "__main__":
         ap.add_argument("--svm-only", action="store_true")
         ap.add_argument("--users", type=int)
         ap.add_argument("--fresh-svm", action="store_true")
+        ap.add_argument("--mask-url-owners", action="store_true")
         main_svm_only(ap.parse_args())
     else:
         main()
