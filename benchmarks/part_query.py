@@ -26,7 +26,7 @@ TARGET_HYBRID_P95_MS = 50.0
 CATEGORIES = ("cs.CL", "cs.CV", "cs.LG", "cs.AI", "cs.RO", "cs.CR")
 _TOKEN = re.compile(r"[a-z][a-z0-9\-]*[a-z0-9]|[a-z]")
 _STOP = frozenset(
-    "a an and are as at be by for from in into is it its of on or over the to via with without towards toward "  # noqa: SIM905
+    "a an and are as at be by for from in into is it its of on or over the to via with without towards toward "
     "through using under based we our can do does how what when why new vs versus more less than their your "
     "you not no".split()
 )

@@ -8,7 +8,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-import pytest  # noqa: E402
+import pytest
 
 SAMPLE = pathlib.Path(__file__).resolve().parents[1] / "src" / "papertide" / "data" / "sample-arxiv-cs-2k.jsonl.gz"
 N_INDEXED = 300  # papers of the bundled sample in the session index: small enough to embed in seconds

@@ -275,7 +275,7 @@ def test_over_fetch_grows_then_falls_back_to_exact(ann_dense, queries, monkeypat
 def test_a_read_only_reader_never_writes_the_graph_file(own_index, embedder, sample_papers):
     """The web server opens the indexes read-only: ahead of the indexing job's graph file, it catches up in
     memory and leaves the file (and its json) exactly as the job wrote them."""
-    store, ix, dense_dir = own_index
+    store, _ix, dense_dir = own_index
     before = {name: (dense_dir / name).read_bytes() for name in (ann.FILE, ann.META)}
     store.upsert_papers(sample_papers[60:70])
     from papertide.index.build import embed_missing

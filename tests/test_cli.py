@@ -85,7 +85,7 @@ def test_ingest_index_search_show_stats(home, tmp_path):
 def _cli(*args, env_home):
     env = {**os.environ, "PAPERTIDE_HOME": str(env_home)}
     return subprocess.run([sys.executable, "-c", "from papertide.cli import main; main()", *args],
-                          capture_output=True, text=True, env=env, timeout=120)
+                          capture_output=True, text=True, env=env, timeout=120, check=False)
 
 
 def test_user_errors_are_one_line_exit_2(tmp_path):

@@ -13,7 +13,7 @@ def test_rrf_matches_definition():
     assert fused[2] == pytest.approx(1 / (RRF_K + 2))
     assert fused[3] == pytest.approx(1 / (RRF_K + 3) + 1 / (RRF_K + 1))
     assert fused[4] == pytest.approx(1 / (RRF_K + 2))
-    assert [d for d, _ in rrf([lex, den])][0] == 3  # found by both rankers
+    assert next(d for d, _ in rrf([lex, den])) == 3  # found by both rankers
 
 
 def test_rrf_ignores_raw_scores_and_breaks_ties_by_id():
@@ -45,7 +45,7 @@ def test_convex_combination():
     assert fused[3] == pytest.approx(0.0)
     assert fused[4] == pytest.approx(0.25 * 0.5)
     assert [d for d, _ in convex(lex, den, alpha=0.25)][:2] == [1, 2]
-    assert [d for d, _ in convex(lex, den, alpha=1.0)][0] == 2  # dense only
+    assert next(d for d, _ in convex(lex, den, alpha=1.0)) == 2  # dense only
 
 
 def test_convex_with_one_empty_list():

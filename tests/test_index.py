@@ -91,7 +91,7 @@ def test_day_number():
 
 
 def test_dense_search_is_exact_cosine(indexed, embedder):
-    store, indexes, _ = indexed
+    _store, indexes, _ = indexed
     dense = indexes.dense
     q = embedder.encode_query("graph neural networks for molecules")
     hits = dense.search(q, 10)

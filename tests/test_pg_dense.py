@@ -30,7 +30,7 @@ def test_ef_search_grows_with_the_table(pg_indexed, monkeypatch):
 
 
 def test_the_row_count_is_reread_after_its_ttl(pg_indexed, monkeypatch):
-    store, indexes, _ = pg_indexed
+    _store, indexes, _ = pg_indexed
     dense: PgDense = indexes.dense
     dense._rows = (5_000_000, 0.0)  # stale: read at time 0
     monkeypatch.setattr(pg, "ROW_COUNT_TTL_S", 1e12)

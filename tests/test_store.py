@@ -38,10 +38,10 @@ def by_id(papers: list[Paper]) -> dict[str, Paper]:
 
 def copy(p: Paper, **changes) -> Paper:
     """A deep copy (lists are not shared with the module-level fixtures) with changes."""
-    fresh = dict(
-        authors=list(p.authors), categories=list(p.categories), code_urls=list(p.code_urls),
-        versions=[dataclasses.replace(v) for v in p.versions],
-    )
+    fresh = {
+        "authors": list(p.authors), "categories": list(p.categories), "code_urls": list(p.code_urls),
+        "versions": [dataclasses.replace(v) for v in p.versions],
+    }
     return dataclasses.replace(p, **{**fresh, **changes})
 
 

@@ -13,7 +13,7 @@ from datetime import date
 from enum import IntEnum
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -106,7 +106,7 @@ def _report(rep: IngestReport, max_errors: int = 20) -> int:
 @ingest_app.command("file")
 def ingest_file_cmd(
     paths: Annotated[list[Path], typer.Argument(help="JSON-lines files (plain or .gz): the arXiv bulk snapshot or papertide's arxiv-cs set.")],
-    source: Annotated[Optional[str], typer.Option(help="Source name recorded with each paper.")] = None,
+    source: Annotated[str | None, typer.Option(help="Source name recorded with each paper.")] = None,
 ) -> None:
     """Import bulk metadata files, streaming (bounded memory), with a progress bar."""
     from papertide.sources.ingest import ingest_files
@@ -142,10 +142,10 @@ def ingest_sample_cmd() -> None:
 def ingest_arxiv_cmd(
     set_spec: Annotated[str, typer.Option("--set", help="OAI-PMH set, e.g. cs, math, physics:astro-ph.")] = "cs",
     date_from: Annotated[str, typer.Option("--from", help="First day (YYYY-MM-DD) of changes to harvest.")] = "",
-    date_until: Annotated[Optional[str], typer.Option("--until", help="Last day (YYYY-MM-DD), default: today.")] = None,
-    category: Annotated[Optional[list[str]], typer.Option("--category", "-c", help="Keep only papers in these categories.")] = None,
+    date_until: Annotated[str | None, typer.Option("--until", help="Last day (YYYY-MM-DD), default: today.")] = None,
+    category: Annotated[list[str] | None, typer.Option("--category", "-c", help="Keep only papers in these categories.")] = None,
     prefix: Annotated[str, typer.Option(help="OAI metadata format: arXivRaw, arXiv or oai_dc.")] = "arXivRaw",
-    oai_url: Annotated[Optional[str], typer.Option(help="OAI-PMH endpoint.")] = None,
+    oai_url: Annotated[str | None, typer.Option(help="OAI-PMH endpoint.")] = None,
 ) -> None:
     """Harvest arXiv over OAI-PMH (polite: one request per 3 s, retries, resumable after a crash)."""
     import httpx
@@ -206,8 +206,8 @@ def ingest_ids_cmd(ids: Annotated[list[str], typer.Argument(help="arXiv ids or U
 
 @ingest_app.command("hf")
 def ingest_hf_cmd(
-    day: Annotated[Optional[str], typer.Option("--date", help="Day of the HF daily papers list (YYYY-MM-DD).")] = None,
-    file: Annotated[Optional[Path], typer.Option(help="Read a saved /api/daily_papers JSON response instead of fetching.")] = None,
+    day: Annotated[str | None, typer.Option("--date", help="Day of the HF daily papers list (YYYY-MM-DD).")] = None,
+    file: Annotated[Path | None, typer.Option(help="Read a saved /api/daily_papers JSON response instead of fetching.")] = None,
 ) -> None:
     """Import Hugging Face daily papers (featured papers and their upvotes)."""
     from papertide.sources.hf import parse_daily_papers
@@ -263,10 +263,10 @@ def search_cmd(
     query: Annotated[str, typer.Argument(help="What to look for, in plain words.")],
     k: Annotated[int, typer.Option("-k", "--limit", min=1, max=1000, help="Number of results.")] = 10,
     mode: Annotated[str, typer.Option(help="hybrid, lexical or dense.")] = "hybrid",
-    date_from: Annotated[Optional[str], typer.Option("--from", help="Listed on or after (YYYY-MM-DD).")] = None,
-    date_to: Annotated[Optional[str], typer.Option("--to", help="Listed on or before (YYYY-MM-DD).")] = None,
-    category: Annotated[Optional[list[str]], typer.Option("--category", "-c", help="Any of these categories (repeatable).")] = None,
-    has_code: Annotated[Optional[bool], typer.Option("--has-code/--no-code", help="Only papers with (or without) a code link.")] = None,
+    date_from: Annotated[str | None, typer.Option("--from", help="Listed on or after (YYYY-MM-DD).")] = None,
+    date_to: Annotated[str | None, typer.Option("--to", help="Listed on or before (YYYY-MM-DD).")] = None,
+    category: Annotated[list[str] | None, typer.Option("--category", "-c", help="Any of these categories (repeatable).")] = None,
+    has_code: Annotated[bool | None, typer.Option("--has-code/--no-code", help="Only papers with (or without) a code link.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Search the indexed papers (BM25 + MiniLM dense, fused)."""
@@ -450,7 +450,7 @@ def stats_cmd(as_json: Annotated[bool, typer.Option("--json", help="Print JSON."
 def eval_beir_cmd(
     directory: Annotated[Path, typer.Argument(help="A BEIR-layout folder: corpus.jsonl(.gz), queries.jsonl, qrels/<split>.tsv.")],
     split: Annotated[str, typer.Option(help="qrels split to score.")] = "train",
-    as_json: Annotated[Optional[Path], typer.Option("--json", help="Also write the scores to this JSON file.")] = None,
+    as_json: Annotated[Path | None, typer.Option("--json", help="Also write the scores to this JSON file.")] = None,
 ) -> None:
     """Index a BEIR collection with papertide's pipeline (temporary store) and print nDCG@10 and Recall@100."""
     from papertide.eval.run import run_beir
@@ -555,7 +555,7 @@ def user_create_cmd(
     email: Annotated[str, typer.Argument(help="E-mail address (the sign-in name).")],
     name: Annotated[str, typer.Option(help="Name shown on the site.")] = "",
     admin: Annotated[bool, typer.Option("--admin", help="Make the account an administrator.")] = False,
-    password: Annotated[Optional[str], typer.Option(
+    password: Annotated[str | None, typer.Option(
         help="Password (default: asked for, or read from PAPERTIDE_NEW_PASSWORD).", envvar="PAPERTIDE_NEW_PASSWORD",
     )] = None,
 ) -> None:
@@ -586,7 +586,7 @@ def user_create_cmd(
 @digest_app.command("send")
 def digest_send_cmd(
     frequency: Annotated[str, typer.Option(help="daily or weekly.")] = "daily",
-    day: Annotated[Optional[str], typer.Option("--date", help="Edition day (YYYY-MM-DD); default: the latest day with papers (daily), last week (weekly).")] = None,
+    day: Annotated[str | None, typer.Option("--date", help="Edition day (YYYY-MM-DD); default: the latest day with papers (daily), last week (weekly).")] = None,
 ) -> None:
     """Send an edition to every due subscriber. Exit 0: sent; 1: some failed; 2: could not run; 3: nothing due.
 
@@ -621,8 +621,8 @@ def digest_send_cmd(
 def digest_preview_cmd(
     email: Annotated[str, typer.Option(help="The subscriber's address.")],
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for the .eml and .html files.")],
-    frequency: Annotated[Optional[str], typer.Option(help="daily or weekly (default: the subscriber's).")] = None,
-    day: Annotated[Optional[str], typer.Option("--date", help="Edition day (YYYY-MM-DD).")] = None,
+    frequency: Annotated[str | None, typer.Option(help="daily or weekly (default: the subscriber's).")] = None,
+    day: Annotated[str | None, typer.Option("--date", help="Edition day (YYYY-MM-DD).")] = None,
 ) -> None:
     """Write the digest a subscriber would get (a .eml and its HTML part); records nothing, sends nothing."""
     from email import policy

@@ -13,7 +13,15 @@ from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
-from papertide.models import InvalidIdError, Paper, RecordError, Version, find_code_urls, parse_arxiv_id, unwrap
+from papertide.models import (
+    InvalidIdError,
+    Paper,
+    RecordError,
+    Version,
+    find_code_urls,
+    parse_arxiv_id,
+    unwrap,
+)
 
 _ARCHIVES = frozenset(
     "cs math physics stat eess econ q-bio q-fin nlin cond-mat astro-ph hep-ph hep-th hep-ex hep-lat gr-qc "

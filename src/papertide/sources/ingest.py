@@ -188,7 +188,7 @@ def _reader(paths: list[str], source: str | None, batch: int, prepare: Prepare |
                 conn.send((prepare(papers) if prepare else papers, errors, pos, last))
     except (BrokenPipeError, ConnectionResetError):
         return  # the importing process is gone (killed or stopped): nobody will read the rest
-    except BaseException as e:  # surfaced in the parent, which owns the error reporting
+    except BaseException as e:  # noqa: BLE001 - surfaced in the parent, which owns the error reporting
         try:
             conn.send(e)
         except OSError:

@@ -11,7 +11,7 @@ from papertide.store.sqlite import SqliteStore
 if TYPE_CHECKING:
     from papertide.store.postgres import PostgresStore
 
-__all__ = ["Store", "StoreError", "SqliteStore", "UpsertResult", "open_store"]
+__all__ = ["SqliteStore", "Store", "StoreError", "UpsertResult", "open_store"]
 
 
 def open_store(url: str) -> SqliteStore | PostgresStore:

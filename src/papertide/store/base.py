@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from hashlib import blake2b
-from typing import Protocol
+from typing import Protocol, Self
 
 import numpy as np
 
@@ -26,7 +26,7 @@ class UpsertResult:
     updated: int = 0
     unchanged: int = 0
 
-    def __iadd__(self, other: UpsertResult) -> UpsertResult:
+    def __iadd__(self, other: UpsertResult) -> Self:
         self.inserted += other.inserted
         self.updated += other.updated
         self.unchanged += other.unchanged

@@ -190,7 +190,7 @@ class Services:
                 self._seen = self._signature()
                 with self._ranked_lock:
                     self._ranked.clear()
-            except Exception as e:
+            except Exception as e:  # noqa: BLE001 - the page must answer; the indexing job catches up
                 log.warning("could not index the new paper now (%s); `papertide index` will", e)
 
     def refresh_indexes(self) -> bool:

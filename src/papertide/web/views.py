@@ -21,7 +21,7 @@ _STOP = frozenset(
     "a an and are as at be by for from has in is it of on or that the to was were will with we our via using "
     "based towards toward".split()
 )
-_MATH = re.compile(r"(\$\$.+?\$\$|\$[^$]+\$|\\\(.+?\\\)|\\\[.+?\\\])", re.S)
+_MATH = re.compile(r"(\$\$.+?\$\$|\$[^$]+\$|\\\(.+?\\\)|\\\[.+?\\\])", re.DOTALL)
 
 
 @dataclass(slots=True)
@@ -97,7 +97,7 @@ def _pattern(terms: tuple[str, ...]) -> re.Pattern | None:
     if not terms:
         return None
     stems = sorted({t if len(t) <= 4 else t[: max(4, len(t) - 2)] for t in terms}, key=len, reverse=True)
-    return re.compile(r"(?<![\w&#])(?:" + "|".join(re.escape(s) for s in stems) + r")\w*", re.I)
+    return re.compile(r"(?<![\w&#])(?:" + "|".join(re.escape(s) for s in stems) + r")\w*", re.IGNORECASE)
 
 
 @lru_cache(maxsize=256)
