@@ -446,3 +446,56 @@ def test_screenshots_and_page_audit(browser: Browser, live: LiveServer, mode: st
         assert not findings, "\n".join(findings)
     finally:
         next(gen, None)
+
+
+# -- for you ------------------------------------------------------------------------------------------
+SPEECH = ["2503.14928", "2504.01519", "2504.02604"]  # fixture papers on speech (as tests/test_foryou_web.py)
+
+
+@pytest.mark.parametrize("mode,viewport", [("desktop", DESKTOP), ("phone", PHONE)], ids=["desktop", "phone"])
+def test_for_you_from_an_import_with_reasons_and_not_interested(browser: Browser, live: LiveServer, mode: str,
+                                                                 viewport):
+    """The cold start in the browser: a new member pastes three arXiv ids into the import form, opens For
+    you, and every card says why (saved papers linked, shared terms); "Not interested" takes a card away
+    in place and it stays away. Screenshots, and the page audit (contrast, labels, overflow)."""
+    fy = live.services.for_you()
+    assert fy is not None and fy.wait(300), fy.state if fy else "no index"
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    gen = _context(browser, live, viewport, device_scale_factor=1, is_mobile=viewport is PHONE,
+                   has_touch=viewport is PHONE)
+    context = next(gen)
+    page = context.new_page()
+    sign_up(page)
+    page.goto("/for-you")
+    expect(page.locator(".cold-start")).to_contain_text("library is empty")
+    page.locator(".cold-start").get_by_role("link", name="Import a BibTeX or RIS file").click()
+    page.get_by_label("and/or arXiv ids or URLs, one per line").fill(
+        "\n".join(f"https://arxiv.org/abs/{a}" if i == 0 else a for i, a in enumerate(SPEECH)))
+    page.locator("form.import-form").get_by_role("button", name="Import").click()
+    expect(page.locator("#report-h")).to_have_text("Found 3 of 3 references")
+    page.get_by_role("link", name="See your feed →").click()
+    page.wait_for_url(re.compile(r"/for-you$"))
+    cards = page.locator(".cards.foryou article.card")
+    expect(cards.first).to_be_visible()
+    ids = [c.get_attribute("data-arxiv-id") for c in cards.all()]
+    assert ids and not set(ids) & set(SPEECH)  # what you saved is not recommended back
+    first = cards.first
+    because = first.locator(".why .because a")
+    expect(because.first).to_be_visible()
+    assert all(a.get_attribute("href").removeprefix("/papers/") in SPEECH for a in because.all())
+    expect(first.locator(".why .terms")).to_be_visible()
+    page.evaluate("document.fonts.ready")
+    page.screenshot(path=SHOTS / f"foryou-{mode}.png", full_page=False)
+    audit = page.evaluate(AUDIT_JS)
+    findings = [f"for-you ({mode}) {kind}: {item}" for kind, items in audit.items() for item in items]
+    gone = ids[0]
+    first.get_by_role("button", name=re.compile("Not interested")).click()
+    expect(page.locator(f'.cards.foryou [data-arxiv-id="{gone}"]')).to_have_count(0)
+    expect(page.locator("#toast")).to_contain_text("fewer papers like this")
+    page.reload()
+    expect(cards.first).to_be_visible()
+    assert gone not in [c.get_attribute("data-arxiv-id") for c in cards.all()]
+    try:
+        assert not findings, "\n".join(findings)
+    finally:
+        next(gen, None)
